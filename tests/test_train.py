@@ -1,0 +1,107 @@
+"""Distributed training against the dense oracle, on a local Spark session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+import oracle
+from walsspark.factors import initial_factors
+from walsspark.params import WALSParams
+from walsspark.train import fit
+
+
+def make_ratings(seed: int = 0, n: int = 30, m: int = 20, density: float = 0.3):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n, m)) < density
+    rows, cols = np.nonzero(mask)
+    values = rng.integers(1, 6, len(rows)).astype(np.float64)
+    return rows, cols, values, n, m
+
+
+def user_id(i: int) -> int:
+    return 1000 + 7 * i
+
+
+def item_id(j: int) -> str:
+    return f"item-{j}"
+
+
+def ratings_frame(spark, rows, cols, values):
+    data = [(user_id(int(i)), item_id(int(j)), float(v)) for i, j, v in zip(rows, cols, values)]
+    return spark.createDataFrame(data, "user long, item string, rating double")
+
+
+def initial_items(spark, m: int, rank: int, seed: int) -> np.ndarray:
+    """The documented initialization: a function of xxhash64(seed, original id) only."""
+    ids = spark.createDataFrame([(item_id(j),) for j in range(m)], "id string")
+    hashes = {
+        row["id"]: row["h"]
+        for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h"))
+        .collect()
+    }
+    return initial_factors(np.array([hashes[item_id(j)] for j in range(m)]), rank)
+
+
+def dense_factors(frame, ids, rank: int) -> np.ndarray:
+    rows = {row["id"]: row["features"] for row in frame.collect()}
+    return np.array([rows.get(i, [0.0] * rank) for i in ids], dtype=np.float64)
+
+
+def train_and_compare(spark, params: WALSParams, seed: int = 0):
+    rows, cols, values, n, m = make_ratings(seed)
+    trained = fit(spark, ratings_frame(spark, rows, cols, values), params)
+    users = dense_factors(trained.user_factors(), [user_id(i) for i in range(n)], params.rank)
+    items = dense_factors(trained.item_factors(), [item_id(j) for j in range(m)], params.rank)
+
+    targets, weights, observed = oracle.dense_problem(
+        rows, cols, values, n, m, params.unobserved_weight
+    )
+    expected_users, expected_items, history = oracle.train(
+        targets,
+        weights,
+        observed,
+        initial_items(spark, m, params.rank, params.seed),
+        params.sweeps,
+        params.regularization,
+        params.reg_exponent,
+    )
+    return trained, users, items, expected_users, expected_items, history
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        dict(unobserved_weight=0.1, regularization=0.1, reg_exponent=0.0),  # TF WALS defaults
+        dict(unobserved_weight=0.0, regularization=0.1, reg_exponent=1.0),  # MLlib explicit
+    ],
+    ids=["tf-defaults", "mllib-explicit"],
+)
+def test_distributed_factors_equal_dense_oracle(spark, setting):
+    params = WALSParams(rank=3, sweeps=4, num_user_blocks=2, num_item_blocks=3, **setting)
+    trained, users, items, expected_users, expected_items, history = train_and_compare(
+        spark, params
+    )
+    np.testing.assert_allclose(users, expected_users, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(items, expected_items, rtol=1e-3, atol=1e-4)
+    losses = [record.loss for record in trained.history]
+    np.testing.assert_allclose(losses, history, rtol=1e-5)
+    assert all(later <= earlier * (1 + 1e-9) for earlier, later in zip(losses, losses[1:]))
+
+
+def test_result_does_not_depend_on_block_count(spark):
+    rows, cols, values, n, m = make_ratings(seed=5, n=40, m=25)
+    ratings = ratings_frame(spark, rows, cols, values).cache()
+    results = []
+    for blocks in (1, 2, 7):
+        params = WALSParams(
+            rank=4, sweeps=3, regularization=0.2, num_user_blocks=blocks, num_item_blocks=blocks
+        )
+        trained = fit(spark, ratings, params)
+        users = dense_factors(trained.user_factors(), [user_id(i) for i in range(n)], 4)
+        items = dense_factors(trained.item_factors(), [item_id(j) for j in range(m)], 4)
+        results.append((users, items))
+    for users, items in results[1:]:
+        np.testing.assert_allclose(users, results[0][0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(items, results[0][1], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,254 @@
+"""Block layout on Spark: rating blocks, id maps and routes, built in one pass per side.
+
+How the ratings are laid out (after Spark MLlib's ``ALS.scala``, with DataFrames + Arrow)
+----------------------------------------------------------------------------------------
+Every user id goes to block ``pmod(xxhash64(id), B_users)``, every item id to
+``pmod(xxhash64(id), B_items)``. Within a block, an id's *local index* is its rank in id
+order. Because that order is a property of the ids alone, a task holding all ratings of one
+user block can work out everything it needs without any global index or id map:
+
+* its own ids, sorted (its id map), and their initial-factor hashes ``xxhash64(seed, id)``;
+* its CSR matrix, whose column indices point into its *needed* list: the distinct
+  (item block, item id) pairs its ratings touch, in (block, id) order. That is exactly the
+  order in which the item blocks will send those factors, since each item block sends its
+  factors in its own local-index order, which is id order;
+* its *outgoing routes*: for every item block, the local indices of its users that the item
+  block rates (the item block's needed list, restricted to this user block).
+
+The item side is built the same way from the same ratings. So the layout is one
+``groupBy(block).applyInArrow`` over the ratings per side: ids are never collected to the
+driver, no single-partition window or join is needed, and nothing is indexed twice.
+
+Partitioning
+------------
+Block b is grouped under a partition key ``pkey`` chosen so that Spark's hash partitioning
+(``pmod(hash(pkey), P)``) sends block b to partition b mod P. With the hash of the block
+number itself two of two blocks often share a partition, and one task solves both while
+the other core idles; the chosen keys give every block a task of its own. Rating blocks are
+cached hash-partitioned by ``pkey``, so a half-sweep's cogroup shuffles only the routed
+factors, never the ratings.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from walsspark.factors import encode_array
+
+# One row per block: its ids in local-index order, their initial-factor hashes, the CSR of
+# its ratings, its needed list (int64 keys other_block << 32 | position among the other
+# ids of this block in id order; kept for inspection) and its outgoing routes: to the block
+# of the other side with partition key route_dst_pkeys[r] go the factors of local rows
+# route_indices[route_offsets[r]:route_offsets[r + 1]].
+BLOCK_FIELDS = (
+    "block int, pkey int, n_rows int, nnz long, indptr binary, cols binary, targets binary, "
+    "init_hashes binary, route_dst_pkeys binary, route_offsets binary, route_indices binary"
+)
+
+
+def block_schema(id_type: str) -> str:
+    """The Spark schema of a rating block whose ids have type ``id_type``."""
+    return f"{BLOCK_FIELDS}, ids array<{id_type}>"
+
+
+@dataclass
+class SideLayout:
+    """One side (users or items) of the factorization as laid out on Spark.
+
+    Attributes
+    ----------
+    name : str
+        ``"user"`` or ``"item"``.
+    num_blocks : int
+    rating_blocks : DataFrame
+        One row per block (:func:`block_schema`), hash-partitioned by ``pkey``, held as a
+        local checkpoint.
+    pkeys : list of int
+        Partition key of each block.
+    id_type : str
+        Spark type of the original ids (``bigint`` or ``string``).
+    """
+
+    name: str
+    num_blocks: int
+    rating_blocks: DataFrame
+    pkeys: list[int]
+    id_type: str
+
+
+def _spark_hash_int(value: int) -> int:
+    """Spark SQL's ``hash()`` of an int: Murmur3 x86_32 with seed 42 (``hashInt``)."""
+    mask = 0xFFFFFFFF
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & mask
+
+    k1 = (value & mask) * 0xCC9E2D51 & mask
+    k1 = rotl(k1, 15) * 0x1B873593 & mask
+    h1 = rotl(42 ^ k1, 13)
+    h1 = (h1 * 5 + 0xE6546B64) & mask
+    h1 ^= 4
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & mask
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & mask
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 & 0x80000000 else h1
+
+
+def partition_keys(num_blocks: int) -> list[int]:
+    """Keys k_b with pmod(hash(k_b), num_blocks) == b, so every block gets its own task.
+
+    ``repartition(num_blocks, "pkey")`` places a row in partition pmod(hash(pkey), P);
+    searching small ints for one key per residue gives each block its own partition.
+    """
+    keys: dict[int, int] = {}
+    candidate = 0
+    while len(keys) < num_blocks:
+        keys.setdefault(_spark_hash_int(candidate) % num_blocks, candidate)
+        candidate += 1
+    return [keys[b] for b in range(num_blocks)]
+
+
+def pkey_column(pkeys: list[int], block_col: str):
+    """Column expression: the partition key of the block number in ``block_col``."""
+    return F.element_at(F.array(*[F.lit(k) for k in pkeys]), F.col(block_col) + 1)
+
+
+def _sorted_positions(values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Distinct values in sorted order, and each input value's position among them."""
+    distinct = pc.unique(values)
+    distinct = distinct.take(pc.sort_indices(distinct))
+    positions = pc.index_in(values, value_set=distinct).to_numpy(zero_copy_only=False)
+    return distinct, positions.astype(np.int64)
+
+
+def _block_builder(pkeys: list[int], other_pkeys: list[int]):
+    """Arrow function turning all ratings of one block into that block's single row."""
+
+    def build(table: pa.Table) -> pa.Table:
+        block = int(table.column("block")[0].as_py())
+        ids, rows = _sorted_positions(table.column("id"))
+        n_rows = len(ids)
+        _, other_rank = _sorted_positions(table.column("other_id"))
+        other_block = table.column("other_block").to_numpy().astype(np.int64)
+        targets = table.column("rating").to_numpy().astype(np.float32)
+        init_hashes = np.zeros(n_rows, dtype=np.int64)
+        init_hashes[rows] = table.column("init_hash").to_numpy()
+
+        # Needed list in (other block, other id) order; the CSR columns index into it.
+        _, cols = np.unique((other_block << 32) | other_rank, return_inverse=True)
+        order = np.lexsort((cols, rows))
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+
+        # Outgoing routes: for each other block, its distinct local rows, in id order.
+        route_keys = np.unique((other_block << 32) | rows)
+        route_blocks = (route_keys >> 32).astype(np.int64)
+        route_rows = (route_keys & 0xFFFFFFFF).astype(np.int32)
+        dst_blocks, starts = np.unique(route_blocks, return_index=True)
+        offsets = np.append(starts, len(route_keys)).astype(np.int64)
+        dst_pkeys = np.asarray(other_pkeys, dtype=np.int32)[dst_blocks]
+        return pa.table(
+            {
+                "block": pa.array([block], pa.int32()),
+                "pkey": pa.array([pkeys[block]], pa.int32()),
+                "n_rows": pa.array([n_rows], pa.int32()),
+                "nnz": pa.array([len(rows)], pa.int64()),
+                "indptr": _binary(indptr, "<i8"),
+                "cols": _binary(cols[order], "<i4"),
+                "targets": _binary(targets[order], "<f4"),
+                "init_hashes": _binary(init_hashes, "<i8"),
+                "route_dst_pkeys": _binary(dst_pkeys, "<i4"),
+                "route_offsets": _binary(offsets, "<i8"),
+                "route_indices": _binary(route_rows, "<i4"),
+                "ids": pa.ListArray.from_arrays(pa.array([0, n_rows], pa.int32()), ids),
+            }
+        )
+
+    return build
+
+
+def _binary(values: np.ndarray, dtype: str) -> pa.Array:
+    return pa.array([encode_array(values, dtype)], pa.binary())
+
+
+def build_side(
+    ratings: DataFrame,
+    side: str,
+    num_blocks: int,
+    pkeys: list[int],
+    other_num_blocks: int,
+    other_pkeys: list[int],
+    seed: int,
+) -> DataFrame:
+    """Rating blocks of one side ("user" or "item"), partitioned by ``pkey`` (lazy)."""
+    other = "item" if side == "user" else "user"
+    id_type = _id_type(ratings, side)
+    per_rating = ratings.select(
+        F.pmod(F.xxhash64(side), F.lit(num_blocks)).cast("int").alias("block"),
+        F.col(side).alias("id"),
+        F.xxhash64(F.lit(int(seed)).cast("long"), F.col(side)).alias("init_hash"),
+        F.pmod(F.xxhash64(other), F.lit(other_num_blocks)).cast("int").alias("other_block"),
+        F.col(other).alias("other_id"),
+        F.col("rating").cast("float").alias("rating"),
+    )
+    # An explicit repartition: AQE would coalesce a plain groupBy's shuffle into one task.
+    blocks = (
+        per_rating.withColumn("pkey", pkey_column(pkeys, "block"))
+        .repartition(num_blocks, "pkey")
+        .groupBy("pkey")
+        .applyInArrow(_block_builder(pkeys, other_pkeys), block_schema(id_type))
+    )
+    return blocks.repartition(num_blocks, "pkey")
+
+
+def lay_out(
+    spark: SparkSession,
+    ratings: DataFrame,
+    num_user_blocks: int,
+    num_item_blocks: int,
+    seed: int,
+) -> tuple[SideLayout, SideLayout]:
+    """Build the rating blocks of both sides.
+
+    Parameters
+    ----------
+    ratings : DataFrame
+        Columns ``user``, ``item``, ``rating`` (one row per distinct pair).
+
+    Returns
+    -------
+    (SideLayout, SideLayout)
+        Users, items; their rating blocks computed once (local checkpoints).
+    """
+    user_pkeys = partition_keys(num_user_blocks)
+    item_pkeys = partition_keys(num_item_blocks)
+    user_blocks = build_side(
+        ratings, "user", num_user_blocks, user_pkeys, num_item_blocks, item_pkeys, seed
+    )
+    item_blocks = build_side(
+        ratings, "item", num_item_blocks, item_pkeys, num_user_blocks, user_pkeys, seed
+    )
+    # The two sides are independent jobs: running them at once overlaps one job's
+    # scheduling and Python start-up with the other's work.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        user_blocks, item_blocks = pool.map(
+            lambda blocks: blocks.localCheckpoint(eager=True), (user_blocks, item_blocks)
+        )
+    sides = [
+        SideLayout("user", num_user_blocks, user_blocks, user_pkeys, _id_type(ratings, "user")),
+        SideLayout("item", num_item_blocks, item_blocks, item_pkeys, _id_type(ratings, "item")),
+    ]
+    return sides[0], sides[1]
+
+
+def _id_type(ratings: DataFrame, column: str) -> str:
+    return ratings.schema[column].dataType.simpleString()

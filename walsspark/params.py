@@ -1,0 +1,107 @@
+"""Hyperparameters of a WALS model and their validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from walsspark.errors import InputError
+from walsspark.solver import ObjectiveWeights
+
+DUPLICATE_POLICIES = ("mean", "sum", "last", "error")
+
+
+@dataclass(frozen=True)
+class WALSParams:
+    """Everything that defines a training run (Spark MLlib names where the concept matches).
+
+    Attributes
+    ----------
+    rank : int
+        Number of latent factors k.
+    sweeps : int
+        Passes over the data (MLlib's maxIter); a sweep is a row update then a column update.
+    unobserved_weight : float
+        w0, the weight of every unobserved entry (TF WALS default 0.1; 0 is MLlib explicit).
+    regularization : float
+        lambda (MLlib's regParam).
+    reg_exponent : float
+        nu in lambda_i = lambda * n_i ** nu: 0 as TF WALS, 1 as MLlib (ALS-WR).
+    row_weights : float
+        Scalar row (user) weight R.
+    col_weights : float
+        Scalar column (item) weight C.
+    seed : int
+        Seeds the initial factors (a function of seed and original id) and the holdout split.
+    num_user_blocks, num_item_blocks : int or None
+        Blocks per side; None chooses from the data size.
+    duplicates : str
+        What to do with repeated (user, item) pairs: mean, sum, last (by timestamp) or error.
+    holdout_fraction : float
+        Fraction of ratings held out for the evaluation after training.
+    """
+
+    rank: int = 10
+    sweeps: int = 10
+    unobserved_weight: float = 0.1
+    regularization: float = 0.1
+    reg_exponent: float = 0.0
+    row_weights: float = 1.0
+    col_weights: float = 1.0
+    seed: int = 0
+    num_user_blocks: int | None = None
+    num_item_blocks: int | None = None
+    duplicates: str = "mean"
+    holdout_fraction: float = 0.0
+
+    def validate(self) -> WALSParams:
+        """Raise :class:`InputError` naming the first bad value; return self when all are fine."""
+        if not isinstance(self.rank, int) or self.rank < 1:
+            raise InputError(f"rank must be an integer >= 1, got {self.rank!r}")
+        if not isinstance(self.sweeps, int) or self.sweeps < 1:
+            raise InputError(f"sweeps must be an integer >= 1, got {self.sweeps!r}")
+        for name in ("unobserved_weight", "regularization", "reg_exponent"):
+            _check_non_negative(name, getattr(self, name))
+        for name in ("row_weights", "col_weights"):
+            _check_non_negative(name, getattr(self, name))
+        for name in ("num_user_blocks", "num_item_blocks"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise InputError(
+                f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, "
+                f"got {self.duplicates!r}"
+            )
+        fraction = self.holdout_fraction
+        if not isinstance(fraction, int | float) or not 0.0 <= fraction < 1.0:
+            raise InputError(f"holdout fraction must be in [0, 1), got {fraction!r}")
+        return self
+
+    def user_weights(self) -> ObjectiveWeights:
+        """The objective's weights as seen when solving users (rows)."""
+        return ObjectiveWeights(
+            unobserved_weight=float(self.unobserved_weight),
+            regularization=float(self.regularization),
+            reg_exponent=float(self.reg_exponent),
+            row_weight=float(self.row_weights),
+            col_weight=float(self.col_weights),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> WALSParams:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _check_non_negative(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InputError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -1,0 +1,79 @@
+"""Spark session set-up: one place for the settings every walsspark job relies on."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+# Each Spark task runs one block solve; with several tasks per executor a multi-threaded
+# BLAS per task oversubscribes the cores (measured on 2 cores: two tasks with 2-thread
+# OpenBLAS each were slower than two single-threaded tasks). Parallelism comes from tasks.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+# Arrow batches carry whole blocks (one row per block with binary columns), so the record
+# count per batch stays small; the byte limit keeps one batch from holding many large blocks.
+ARROW_SETTINGS = {
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment the Python workers need: one BLAS thread per task."""
+    return {name: os.environ.get(name, "1") for name in BLAS_THREAD_VARIABLES}
+
+
+def get_or_create_session(
+    master: str | None = None, app_name: str = "walsspark", remote: str | None = None
+) -> SparkSession:
+    """Return the active Spark session, or start one configured for walsspark.
+
+    Parameters
+    ----------
+    master : str, optional
+        Master URL for a new classic session (``local[*]`` when neither this, ``remote``
+        nor spark-submit says otherwise).
+    app_name : str
+        Application name of a new session.
+    remote : str, optional
+        Spark Connect URL (``sc://host:port`` or ``local[2]`` for a local Connect server).
+
+    Returns
+    -------
+    SparkSession
+        A classic or a Spark Connect session.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None and remote is None:
+        apply_runtime_settings(active)
+        return active
+    # Local Python workers inherit this process's environment through the JVM.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for name, value in worker_environment().items():
+        os.environ.setdefault(name, value)
+    builder = SparkSession.builder.appName(app_name)
+    if remote is not None:
+        builder = builder.remote(remote)
+    else:
+        builder = builder.master(master or os.environ.get("WALSSPARK_MASTER", "local[*]"))
+        for name, value in worker_environment().items():
+            builder = builder.config(f"spark.executorEnv.{name}", value)
+        builder = (
+            builder.config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", str(max(2, os.cpu_count() or 2)))
+            .config("spark.driver.memory", os.environ.get("WALSSPARK_DRIVER_MEMORY", "4g"))
+        )
+    spark = builder.getOrCreate()
+    apply_runtime_settings(spark)
+    return spark
+
+
+def apply_runtime_settings(spark: SparkSession) -> None:
+    """Set the SQL settings walsspark relies on (allowed on Spark Connect too)."""
+    for key, value in ARROW_SETTINGS.items():
+        try:
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - some managed runtimes forbid setting a key
+            pass

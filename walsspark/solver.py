@@ -1,0 +1,343 @@
+"""Block solvers of the WALS objective (numpy only, no Spark).
+
+The objective
+-------------
+Observed entries S with targets a_ij, rows i (n of them) and columns j (m of them)::
+
+    L = sum_S W_ij (a_ij - u_i.v_j)^2 + w0 * sum_{not S} (u_i.v_j)^2
+        + sum_i lambda_i |u_i|^2 + sum_j lambda_j |v_j|^2
+
+    W_ij     = w0 + R_i * C_j * c_ij        (w0: unobserved weight; R, C: row/column weights;
+                                              c: entry confidence)
+    lambda_i = lambda * n_i ** nu           (n_i: number of observed entries of row i)
+
+With V fixed and G = V^T V over *all* m columns, the row update is the normal equation::
+
+    (w0 G + lambda_i I + sum_{j in S_i} (W_ij - w0) v_j v_j^T) u_i = sum_{j in S_i} W_ij a_ij v_j
+
+A row with no observations gets u_i = 0. The column update is the same with U and V swapped,
+so every function here speaks of "rows" being solved against a fixed "other side".
+
+Layout of a block
+-----------------
+A block holds the observations of some rows in CSR form: ``indptr`` (n_rows + 1), ``cols``
+(indices into the *local* other-side matrix that was routed to the block, not global ids) and
+``values``/``weights`` per entry. The fixed factors arrive as one dense float32 matrix holding
+only the rows this block needs.
+
+Vectorization
+-------------
+The sum of outer products is the expensive part (nnz * k^2). Rows are grouped into buckets of
+similar length, each bucket padded to its longest row (at most 25% padding with the geometric
+bucket bounds below) and multiplied with one stacked ``np.matmul``, which calls a BLAS GEMM
+per row in C: no Python loop per row. The k x k systems are solved with one batched LAPACK
+call (see :func:`solve_spd_batch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Growth factor between consecutive bucket lengths: bounds the padding waste to 25%.
+BUCKET_GROWTH = 1.25
+# Upper bound on the floats of one padded (rows x length x rank) chunk: bounds task memory
+# (1 MiB of float32: small chunks stay in cache; measured faster than 4-64 MiB ones).
+MAX_CHUNK_FLOATS = 262144
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """The weights of the objective seen from the side being solved.
+
+    Attributes
+    ----------
+    unobserved_weight : float
+        w0, the weight of every unobserved entry.
+    regularization : float
+        lambda.
+    reg_exponent : float
+        nu in lambda_i = lambda * n_i ** nu (0: constant, as TF WALS; 1: ALS-WR, as MLlib).
+    row_weight : float
+        R, the (scalar) weight of the rows being solved.
+    col_weight : float
+        C, the (scalar) weight of the fixed side.
+    """
+
+    unobserved_weight: float
+    regularization: float
+    reg_exponent: float = 0.0
+    row_weight: float = 1.0
+    col_weight: float = 1.0
+
+    def swapped(self) -> ObjectiveWeights:
+        """The same objective seen from the other side (row and column weights swap)."""
+        return ObjectiveWeights(
+            self.unobserved_weight,
+            self.regularization,
+            self.reg_exponent,
+            self.col_weight,
+            self.row_weight,
+        )
+
+
+@dataclass(frozen=True)
+class CsrBlock:
+    """Observations of a block of rows against a routed, block-local other side.
+
+    Attributes
+    ----------
+    indptr : ndarray of int64, shape (n_rows + 1,)
+    cols : ndarray of int32, shape (nnz,)
+        Row indices into the routed other-side factor matrix.
+    targets : ndarray of float32, shape (nnz,)
+        a_ij.
+    confidences : ndarray of float32, shape (nnz,), optional
+        c_ij; ``None`` means 1 for every entry.
+    """
+
+    indptr: np.ndarray
+    cols: np.ndarray
+    targets: np.ndarray
+    confidences: np.ndarray | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+def gramian(factors: np.ndarray) -> np.ndarray:
+    """Return F^T F in float64 (the k x k Gramian of a factor block)."""
+    f64 = factors.astype(np.float64, copy=False)
+    return f64.T @ f64
+
+
+def observed_weights(block: CsrBlock, weights: ObjectiveWeights) -> np.ndarray:
+    """W_ij = w0 + R * C * c_ij for every observed entry of the block (float32)."""
+    scale = np.float32(weights.row_weight * weights.col_weight)
+    if block.confidences is None:
+        conf_term = np.full(len(block.cols), scale, dtype=np.float32)
+    else:
+        conf_term = scale * block.confidences.astype(np.float32, copy=False)
+    return conf_term + np.float32(weights.unobserved_weight)
+
+
+def row_regularization(counts: np.ndarray, weights: ObjectiveWeights) -> np.ndarray:
+    """lambda_i = lambda * n_i ** nu per row (float64); 0 for rows without observations."""
+    counts64 = counts.astype(np.float64)
+    if weights.reg_exponent == 0.0:
+        reg = np.full(len(counts), weights.regularization, dtype=np.float64)
+    else:
+        reg = weights.regularization * counts64**weights.reg_exponent
+    return np.where(counts > 0, reg, 0.0)
+
+
+def _length_buckets(counts: np.ndarray) -> list[np.ndarray]:
+    """Group row indices with observations into buckets of similar length."""
+    order = np.argsort(counts, kind="stable")
+    sorted_counts = counts[order]
+    start = np.searchsorted(sorted_counts, 1)
+    buckets = []
+    while start < len(order):
+        limit = max(sorted_counts[start] * BUCKET_GROWTH, sorted_counts[start] + 1)
+        stop = np.searchsorted(sorted_counts, limit, side="right")
+        buckets.append(order[start:stop])
+        start = stop
+    return buckets
+
+
+@dataclass(frozen=True)
+class NormalEquations:
+    """The data-dependent parts of every row's normal equation.
+
+    Attributes
+    ----------
+    observed_gram : ndarray of float32, shape (n_rows, k, k)
+        M_i = sum_{j in S_i} (W_ij - w0) v_j v_j^T.
+    rhs : ndarray of float64, shape (n_rows, k)
+        b_i = sum_{j in S_i} W_ij a_ij v_j.
+    weighted_target_sq : ndarray of float64, shape (n_rows,)
+        sum_{j in S_i} W_ij a_ij^2 (for the loss).
+    counts : ndarray of int64, shape (n_rows,)
+        n_i.
+    """
+
+    observed_gram: np.ndarray
+    rhs: np.ndarray
+    weighted_target_sq: np.ndarray
+    counts: np.ndarray
+
+
+def normal_equations(
+    block: CsrBlock, other: np.ndarray, weights: ObjectiveWeights
+) -> NormalEquations:
+    """Accumulate every row's observed Gramian and right-hand side.
+
+    Parameters
+    ----------
+    block : CsrBlock
+        The observations of the rows being solved.
+    other : ndarray of float32, shape (n_routed, k)
+        The fixed side's factors routed to this block (``block.cols`` index its rows).
+    weights : ObjectiveWeights
+
+    Returns
+    -------
+    NormalEquations
+    """
+    k = other.shape[1]
+    n = block.n_rows
+    counts = block.counts
+    w_obs = observed_weights(block, weights)
+    w0 = np.float32(weights.unobserved_weight)
+    # Padding entries point at an appended zero row and carry zero weight.
+    other_padded = np.vstack([other.astype(np.float32, copy=False), np.zeros((1, k), np.float32)])
+    zero_row = len(other)
+    excess = w_obs - w0
+    constant_excess = excess[0] if len(excess) and np.all(excess == excess[0]) else None
+    observed_gram = np.zeros((n, k, k), dtype=np.float32)
+    rhs = np.zeros((n, k), dtype=np.float32)
+    for rows in _length_buckets(counts):
+        length = int(counts[rows].max())
+        step = max(1, MAX_CHUNK_FLOATS // (length * k))
+        offsets = np.arange(length)
+        for first in range(0, len(rows), step):
+            chunk = rows[first : first + step]
+            valid = offsets[None, :] < counts[chunk][:, None]
+            entry = np.where(valid, block.indptr[chunk][:, None] + offsets[None, :], 0)
+            col_index = np.where(valid, block.cols[entry], zero_row)
+            w = np.where(valid, w_obs[entry], 0.0).astype(np.float32)
+            a = np.where(valid, block.targets[entry], 0.0).astype(np.float32)
+            factors = other_padded[col_index]  # (rows, length, k)
+            if constant_excess is None:
+                weighted = factors * (w - w0)[:, :, None]
+                observed_gram[chunk] = np.matmul(factors.transpose(0, 2, 1), weighted)
+            else:  # one weight for every entry: scale the k x k result, not the entries
+                observed_gram[chunk] = np.matmul(factors.transpose(0, 2, 1), factors)
+                observed_gram[chunk] *= constant_excess
+            rhs[chunk] = np.matmul((w * a)[:, None, :], factors)[:, 0, :]
+    row_of_entry = np.repeat(np.arange(n), counts)
+    weighted_target_sq = np.bincount(
+        row_of_entry,
+        weights=w_obs.astype(np.float64) * block.targets.astype(np.float64) ** 2,
+        minlength=n,
+    )
+    return NormalEquations(observed_gram, rhs.astype(np.float64), weighted_target_sq, counts)
+
+
+def solve_spd_batch(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve a stack of symmetric positive definite systems lhs[i] x[i] = rhs[i].
+
+    numpy has a batched Cholesky factorization but no batched triangular solve, so a
+    Cholesky-based solve needs a factorization plus two general solves. Measured for 500
+    systems of rank 64 on this project's 2-core machine: one batched LAPACK ``gesv`` (LU)
+    took 22 ms, Cholesky + two solves 49 ms. The systems are SPD, so LU with partial
+    pivoting returns the same solution to rounding; we take the faster one.
+    """
+    if len(lhs) == 0:
+        return np.zeros(rhs.shape, dtype=np.float64)
+    return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
+
+
+@dataclass(frozen=True)
+class BlockSolution:
+    """New factors of a block and the block's share of the loss.
+
+    Attributes
+    ----------
+    factors : ndarray of float32, shape (n_rows, k)
+    observed_loss : float
+        sum_S [W_ij (a_ij - u_i.v_j)^2 - w0 (u_i.v_j)^2] over the block's entries; the
+        unobserved part then follows from w0 * tr(G_U G_V) over all rows and columns.
+    regularization_loss : float
+        sum_i lambda_i |u_i|^2 over the block's rows.
+    """
+
+    factors: np.ndarray
+    observed_loss: float
+    regularization_loss: float
+
+
+def solve_block(
+    block: CsrBlock, other: np.ndarray, other_gramian: np.ndarray, weights: ObjectiveWeights
+) -> BlockSolution:
+    """Exactly minimize the objective over the rows of a block, the other side fixed.
+
+    Rows without observations get zero factors. Singular systems (w0 = 0 and lambda = 0
+    with fewer observations than the rank) are solved in the least-squares sense.
+
+    The loss terms come from the normal equations at no extra cost: per row,
+    sum_j [W (a - u.v)^2 - w0 (u.v)^2] = sum_j W a^2 - 2 u.b + u^T M u.
+    """
+    k = other.shape[1]
+    eqs = normal_equations(block, other, weights)
+    reg = row_regularization(eqs.counts, weights)
+    has_obs = eqs.counts > 0
+    solution = np.zeros(eqs.rhs.shape, dtype=np.float64)
+    if has_obs.any():
+        lhs = eqs.observed_gram[has_obs].astype(np.float64)
+        lhs += weights.unobserved_weight * np.asarray(other_gramian, np.float64)[None, :, :]
+        lhs[:, np.arange(k), np.arange(k)] += reg[has_obs][:, None]
+        try:
+            solution[has_obs] = solve_spd_batch(lhs, eqs.rhs[has_obs])
+        except np.linalg.LinAlgError:
+            solution[has_obs] = _lstsq_stack(lhs, eqs.rhs[has_obs])
+    factors = solution.astype(np.float32)
+    u = factors.astype(np.float64)
+    # u^T M u = u^T (lhs - w0 G - lambda_i I) u, with lhs already in float64.
+    quadratic = np.zeros(len(u))
+    if has_obs.any():
+        u_obs = u[has_obs]
+        quadratic[has_obs] = np.einsum("ni,nij,nj->n", u_obs, lhs, u_obs, optimize=True)
+    norms = np.sum(u * u, axis=1)
+    quadratic -= weights.unobserved_weight * np.einsum(
+        "ni,ij,nj->n", u, np.asarray(other_gramian, np.float64), u, optimize=True
+    )
+    quadratic -= reg * norms
+    observed = np.sum(eqs.weighted_target_sq - 2.0 * np.sum(u * eqs.rhs, axis=1) + quadratic)
+    regularization = np.sum(reg * norms)
+    return BlockSolution(factors, float(observed), float(regularization))
+
+
+def solve_block_exact(
+    block: CsrBlock, other: np.ndarray, other_gramian: np.ndarray, weights: ObjectiveWeights
+) -> np.ndarray:
+    """The factors of :func:`solve_block` (float32, shape (n_rows, k))."""
+    return solve_block(block, other, other_gramian, weights).factors
+
+
+def _lstsq_stack(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Least-squares fallback for singular systems: the pseudo-inverse, batched."""
+    return np.matmul(np.linalg.pinv(lhs), rhs[:, :, None])[:, :, 0]
+
+
+def block_loss_terms(
+    block: CsrBlock, solved: np.ndarray, other: np.ndarray, weights: ObjectiveWeights
+) -> tuple[float, float]:
+    """The block's share of the loss that needs no dense product.
+
+    Returns
+    -------
+    observed_term : float
+        sum_S [W_ij (a_ij - u_i.v_j)^2 - w0 (u_i.v_j)^2] over the block's entries; the
+        unobserved part then follows from w0 * tr(G_U G_V) over all rows and columns.
+    regularization_term : float
+        sum_i lambda_i |u_i|^2 over the block's rows.
+    """
+    rows = np.repeat(np.arange(block.n_rows), block.counts)
+    pred = np.einsum(
+        "ij,ij->i",
+        solved[rows].astype(np.float64),
+        other[block.cols].astype(np.float64),
+    )
+    w_obs = observed_weights(block, weights).astype(np.float64)
+    resid = block.targets.astype(np.float64) - pred
+    observed = float(np.sum(w_obs * resid**2 - weights.unobserved_weight * pred**2))
+    reg = row_regularization(block.counts, weights)
+    norms = np.einsum("ij,ij->i", solved.astype(np.float64), solved.astype(np.float64))
+    return observed, float(np.sum(reg * norms))
