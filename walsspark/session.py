@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import sys
 
 from pyspark.sql import SparkSession
+
+from walsspark.errors import InputError
+
+JAVA_HELP = (
+    "Spark 4 needs Java 17 or 21: install one (e.g. 'apt-get install openjdk-17-jre-headless', "
+    "'brew install openjdk@17', or https://adoptium.net) and put it on PATH or set JAVA_HOME"
+)
 
 # Each Spark task runs one block solve; with several tasks per executor a multi-threaded
 # BLAS per task oversubscribes the cores (measured on 2 cores: two tasks with 2-thread
@@ -49,6 +59,8 @@ def get_or_create_session(
     if active is not None and remote is None:
         apply_runtime_settings(active)
         return active
+    if remote is None:
+        check_java()
     # Local Python workers inherit this process's environment through the JVM.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for name, value in worker_environment().items():
@@ -77,3 +89,32 @@ def apply_runtime_settings(spark: SparkSession) -> None:
             spark.conf.set(key, value)
         except Exception:  # noqa: BLE001 - some managed runtimes forbid setting a key
             pass
+
+
+def java_major_version() -> int | None:
+    """Major version of the Java that Spark will start, or None if there is none."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        return None
+    try:
+        result = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError:
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    # Java 8 and older report "1.8.0_..."
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def check_java() -> None:
+    """Raise :class:`InputError` with set-up advice when Java 17+ is missing."""
+    major = java_major_version()
+    if major is None:
+        raise InputError(f"no Java found. {JAVA_HELP}")
+    if major < 17:
+        raise InputError(f"found Java {major}. {JAVA_HELP}")

@@ -1,0 +1,179 @@
+"""A trained model on disk: ``metadata.json`` plus Parquet factor tables.
+
+Layout of a model directory::
+
+    metadata.json    format version, every hyperparameter, the data's column names, the
+                     per-sweep loss history and the holdout evaluation
+    user_factors/    Parquet: id (original user id), features (array<float>, k factors)
+    item_factors/    Parquet: id (original item id), features (array<float>)
+
+The directory is written under a temporary sibling name and renamed into place when
+complete, so a failed run never leaves a partial model at the requested path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+
+from walsspark import __version__
+from walsspark.errors import InputError
+from walsspark.params import WALSParams
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+
+
+def is_local_path(path: str) -> bool:
+    """True for paths the driver can write with the file system API (no URI scheme)."""
+    return "://" not in path or path.startswith("file:")
+
+
+def local_path(path: str) -> str:
+    """The file system path of a local path or ``file:`` URI."""
+    if path.startswith("file:"):
+        return "/" + path[len("file:") :].lstrip("/")
+    return path
+
+
+def check_output_path(path: str, overwrite: bool) -> None:
+    """Refuse an output path that already holds something, unless ``overwrite``."""
+    if not is_local_path(path):
+        return
+    target = local_path(path)
+    if os.path.isfile(target):
+        raise InputError(f"output path is an existing file: {path}")
+    if os.path.isdir(target) and os.listdir(target) and not overwrite:
+        raise InputError(f"output directory is not empty: {path} (pass --overwrite to replace it)")
+    parent = os.path.dirname(os.path.abspath(target)) or "."
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"output directory cannot be created (no write permission): {path}")
+
+
+@dataclass
+class WALSModel:
+    """User and item factors with the metadata of the run that produced them.
+
+    Attributes
+    ----------
+    metadata : dict
+        The parsed ``metadata.json``.
+    user_factors, item_factors : DataFrame
+        ``id``, ``features`` (array<float>).
+    """
+
+    metadata: dict
+    user_factors: DataFrame
+    item_factors: DataFrame
+
+    @property
+    def params(self) -> WALSParams:
+        return WALSParams.from_dict(self.metadata["params"])
+
+    @property
+    def rank(self) -> int:
+        return int(self.metadata["params"]["rank"])
+
+    @classmethod
+    def load(cls, spark: SparkSession, path: str) -> WALSModel:
+        """Read a model directory written by :func:`save_model`."""
+        target = local_path(path)
+        if is_local_path(path):
+            if not os.path.isdir(target):
+                raise InputError(f"model directory not found: {path}")
+            meta_file = os.path.join(target, METADATA_FILE)
+            if not os.path.isfile(meta_file):
+                raise InputError(f"not a walsspark model (no {METADATA_FILE}): {path}")
+            try:
+                with open(meta_file, encoding="utf-8") as handle:
+                    metadata = json.load(handle)
+            except (OSError, ValueError) as error:
+                raise InputError(f"cannot read {meta_file}: {error}") from None
+        else:
+            text = "\n".join(
+                row.value for row in spark.read.text(f"{path}/{METADATA_FILE}").collect()
+            )
+            metadata = json.loads(text)
+        if metadata.get("format") != "walsspark-model":
+            raise InputError(
+                f"not a walsspark model ({METADATA_FILE} lacks the format tag): {path}"
+            )
+        if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+            raise InputError(
+                f"model format version {metadata.get('format_version')} is newer than this "
+                f"walsspark reads ({FORMAT_VERSION}): {path}"
+            )
+        return cls(
+            metadata=metadata,
+            user_factors=spark.read.parquet(f"{path}/user_factors"),
+            item_factors=spark.read.parquet(f"{path}/item_factors"),
+        )
+
+
+def save_model(
+    path: str,
+    user_factors: DataFrame,
+    item_factors: DataFrame,
+    metadata: dict,
+    overwrite: bool = False,
+) -> None:
+    """Write a model directory (atomically for local paths).
+
+    Parameters
+    ----------
+    path : str
+        Target directory.
+    user_factors, item_factors : DataFrame
+        ``id``, ``features``.
+    metadata : dict
+        Everything else about the run (params, columns, history, evaluation); the format
+        tag, version and creation time are added here.
+    overwrite : bool
+        Replace an existing non-empty directory.
+    """
+    full = {
+        "format": "walsspark-model",
+        "format_version": FORMAT_VERSION,
+        "walsspark_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **metadata,
+    }
+    text = json.dumps(full, indent=2, sort_keys=False, default=_json_default)
+    if not is_local_path(path):
+        mode = "overwrite" if overwrite else "errorifexists"
+        user_factors.write.mode(mode).parquet(f"{path}/user_factors")
+        item_factors.write.mode(mode).parquet(f"{path}/item_factors")
+        spark = user_factors.sparkSession
+        spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
+            f"{path}/{METADATA_FILE}"
+        )
+        return
+    target = os.path.abspath(local_path(path))
+    check_output_path(target, overwrite)
+    staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        user_factors.write.parquet(os.path.join(staging, "user_factors"))
+        item_factors.write.parquet(os.path.join(staging, "item_factors"))
+        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.rename(staging, target)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
