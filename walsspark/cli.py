@@ -48,6 +48,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "overwrite": False,
     "master": None,
 }
+# Options that must be strings when they come from a config file (the rest are checked
+# by WALSParams.validate, or are booleans).
+STRING_OPTIONS = frozenset(
+    "input format user_col item_col rating_col timestamp_col duplicates output master".split()
+)
 
 
 def _train_parser(subparsers) -> argparse.ArgumentParser:
@@ -87,8 +92,15 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """A usage mistake ends like any other input error: one line, exit status 2."""
+
+    def error(self, message: str):
+        raise InputError(f"{message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="walsspark", description="Weighted ALS matrix factorization on Spark."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -104,15 +116,27 @@ def load_config(path: str) -> dict[str, Any]:
             raw = tomllib.load(handle)
     except FileNotFoundError:
         raise InputError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise InputError(f"cannot read config file {path}: {error}") from None
-    values = raw.get("train", raw)
+    values = raw["train"] if isinstance(raw.get("train"), dict) else raw
     config = {}
     for key, value in values.items():
         name = key.replace("-", "_")
         if name not in TRAIN_DEFAULTS:
             raise InputError(f"unknown option '{key}' in config file {path}")
+        if name in STRING_OPTIONS and not (value is None or isinstance(value, str)):
+            raise InputError(
+                f"option '{key}' in config file {path} must be a string, got {value!r}"
+            )
+        if name == "overwrite" and not isinstance(value, bool):
+            raise InputError(
+                f"option '{key}' in config file {path} must be true or false, got {value!r}"
+            )
         config[name] = value
+    if values is not raw:
+        for key in raw:
+            if key != "train":
+                raise InputError(f"unknown option '{key}' outside [train] in config file {path}")
     return config
 
 
@@ -250,7 +274,11 @@ def print_train_summary(summary: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except InputError as error:
+        print(f"walsspark: error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

@@ -55,7 +55,9 @@ def check_output_path(path: str, overwrite: bool) -> None:
     existing = parent
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    if not os.access(existing, os.W_OK):
+    if not os.path.isdir(existing):
+        raise InputError(f"output directory cannot be created ({existing} is a file): {path}")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"output directory cannot be created (no write permission): {path}")
 
 
@@ -112,6 +114,10 @@ class WALSModel:
                 f"model format version {metadata.get('format_version')} is newer than this "
                 f"walsspark reads ({FORMAT_VERSION}): {path}"
             )
+        if is_local_path(path):
+            for name in ("user_factors", "item_factors"):
+                if not os.path.isdir(os.path.join(target, name)):
+                    raise InputError(f"incomplete walsspark model (no {name}/): {path}")
         return cls(
             metadata=metadata,
             user_factors=spark.read.parquet(f"{path}/user_factors"),

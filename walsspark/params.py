@@ -56,17 +56,19 @@ class WALSParams:
 
     def validate(self) -> WALSParams:
         """Raise :class:`InputError` naming the first bad value; return self when all are fine."""
-        if not isinstance(self.rank, int) or self.rank < 1:
+        if not _is_int(self.rank) or self.rank < 1:
             raise InputError(f"rank must be an integer >= 1, got {self.rank!r}")
-        if not isinstance(self.sweeps, int) or self.sweeps < 1:
+        if not _is_int(self.sweeps) or self.sweeps < 1:
             raise InputError(f"sweeps must be an integer >= 1, got {self.sweeps!r}")
+        if not _is_int(self.seed) or not -(2**63) <= self.seed < 2**63:
+            raise InputError(f"seed must be a 64-bit integer, got {self.seed!r}")
         for name in ("unobserved_weight", "regularization", "reg_exponent"):
             _check_non_negative(name, getattr(self, name))
         for name in ("row_weights", "col_weights"):
             _check_non_negative(name, getattr(self, name))
         for name in ("num_user_blocks", "num_item_blocks"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not _is_int(value) or value < 1):
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}")
         if self.duplicates not in DUPLICATE_POLICIES:
             raise InputError(
@@ -105,3 +107,8 @@ def _check_non_negative(name: str, value: object) -> None:
         or value < 0
     ):
         raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    """An int that is not a bool (TOML ``true`` must not pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -159,6 +159,8 @@ def _read_named(
         return df
 
     df = _guarded(path, fmt, load)
+    if not df.columns:  # an empty csv file: no header, no rows
+        raise InputError(f"input has no ratings: {path} is empty")
     wanted = [user_col, item_col, rating_col] + ([timestamp_col] if timestamp_col else [])
     resolved = _resolve_columns(df, wanted, path)
     sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), resolved, strict=False))

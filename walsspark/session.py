@@ -68,6 +68,9 @@ def get_or_create_session(
     builder = SparkSession.builder.appName(app_name)
     if remote is not None:
         builder = builder.remote(remote)
+    elif master is None and "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Under spark-submit the master and settings come from spark-submit itself.
+        pass
     else:
         builder = builder.master(master or os.environ.get("WALSSPARK_MASTER", "local[*]"))
         for name, value in worker_environment().items():

@@ -1,0 +1,49 @@
+"""Training through Spark Connect (as on Databricks serverless) gives the classic result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from walsspark.params import WALSParams
+from walsspark.train import fit
+
+
+def test_training_through_spark_connect_matches_classic(spark):
+    rng = np.random.default_rng(11)
+    ratings = [
+        (int(u), f"i{j}", float(rng.integers(1, 6)))
+        for u in range(40)
+        for j in rng.choice(30, size=6, replace=False)
+    ]
+    params = dict(rank=3, sweeps=3, num_user_blocks=2, num_item_blocks=2, regularization=0.2)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    job = Path(__file__).with_name("connect_train_job.py")
+    completed = subprocess.run(
+        [sys.executable, str(job), json.dumps({"ratings": ratings, "params": params})],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
+    remote = json.loads(lines[0][len("RESULT ") :])
+
+    frame = spark.createDataFrame(ratings, "user long, item string, rating double")
+    trained = fit(spark, frame, WALSParams(**params))
+    local_users = {str(r["id"]): r["features"] for r in trained.user_factors().collect()}
+    local_items = {r["id"]: r["features"] for r in trained.item_factors().collect()}
+    assert remote["users"].keys() == local_users.keys()
+    assert remote["items"].keys() == local_items.keys()
+    for key, features in local_users.items():
+        np.testing.assert_allclose(remote["users"][key], features, rtol=1e-5, atol=1e-6)
+    for key, features in local_items.items():
+        np.testing.assert_allclose(remote["items"][key], features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(remote["losses"], [r.loss for r in trained.history], rtol=1e-6)
