@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import oracle
 import pytest
 
-import oracle
 from walsspark.factors import decode_factors, encode_factors, initial_factors
 from walsspark.solver import CsrBlock, ObjectiveWeights, gramian, solve_block
 
@@ -68,8 +68,13 @@ def test_loss_terms_add_up_to_dense_loss(name):
     # Column regularization is zero here so that only the block's own terms are compared.
     dense = oracle.loss(targets, w, observed, users, items.astype(np.float64), s["lam"], s["nu"])
     dense -= oracle.loss(
-        np.zeros_like(targets), np.zeros_like(w), observed, np.zeros_like(users),
-        items.astype(np.float64), s["lam"], s["nu"],
+        np.zeros_like(targets),
+        np.zeros_like(w),
+        observed,
+        np.zeros_like(users),
+        items.astype(np.float64),
+        s["lam"],
+        s["nu"],
     )
     assembled = (
         solution.observed_loss

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import oracle
 import pytest
 from pyspark.sql import functions as F
 
-import oracle
 from walsspark.factors import initial_factors
 from walsspark.params import WALSParams
 from walsspark.train import fit
@@ -29,7 +29,10 @@ def item_id(j: int) -> str:
 
 
 def ratings_frame(spark, rows, cols, values):
-    data = [(user_id(int(i)), item_id(int(j)), float(v)) for i, j, v in zip(rows, cols, values)]
+    data = [
+        (user_id(int(i)), item_id(int(j)), float(v))
+        for i, j, v in zip(rows, cols, values, strict=True)
+    ]
     return spark.createDataFrame(data, "user long, item string, rating double")
 
 
@@ -38,8 +41,7 @@ def initial_items(spark, m: int, rank: int, seed: int) -> np.ndarray:
     ids = spark.createDataFrame([(item_id(j),) for j in range(m)], "id string")
     hashes = {
         row["id"]: row["h"]
-        for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h"))
-        .collect()
+        for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h")).collect()
     }
     return initial_factors(np.array([hashes[item_id(j)] for j in range(m)]), rank)
 
@@ -87,7 +89,9 @@ def test_distributed_factors_equal_dense_oracle(spark, setting):
     np.testing.assert_allclose(items, expected_items, rtol=1e-3, atol=1e-4)
     losses = [record.loss for record in trained.history]
     np.testing.assert_allclose(losses, history, rtol=1e-5)
-    assert all(later <= earlier * (1 + 1e-9) for earlier, later in zip(losses, losses[1:]))
+    assert all(
+        later <= earlier * (1 + 1e-9) for earlier, later in zip(losses, losses[1:], strict=False)
+    )
 
 
 def test_result_does_not_depend_on_block_count(spark):
