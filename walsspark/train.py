@@ -242,7 +242,7 @@ def _materialize(solved: DataFrame) -> DataFrame:
     ever longer plans took seconds per sweep by the fourth sweep, and one sweep in six
     stalled for 15 s; local checkpoints held every sweep at 1.3-1.7 s.
     """
-    return solved.localCheckpoint(eager=True)
+    return solved.localCheckpoint(eager=False)
 
 
 def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedFactors:

@@ -1,0 +1,459 @@
+"""`walsspark train` on bad input: one error line, exit status 2, nothing on disk.
+
+Every error case runs ``main()`` with training patched to fail, so each problem is shown
+to be caught before training starts; the whole ``tmp_path`` tree is compared before and
+after the run, so no model, partial model or staging directory can be left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import walsspark.train
+from walsspark.cli import main
+from walsspark.errors import InputError
+from walsspark.model import METADATA_FILE, WALSModel
+
+HEADER = "user_id,item_id,rating\n"
+GOOD_ROWS = "1,10,4.0\n1,11,3.0\n2,10,5.0\n2,12,1.0\n3,11,2.0\n3,12,4.5\n"
+GOOD_CSV = HEADER + GOOD_ROWS
+
+
+def write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def csv_input(text: str, name: str = "ratings.csv") -> Callable[[Path], list[str]]:
+    def setup(tmp: Path) -> list[str]:
+        return ["--input", write(tmp / name, text)]
+
+    return setup
+
+
+def parquet_input(columns: dict[str, pa.Array]) -> Callable[[Path], list[str]]:
+    def setup(tmp: Path) -> list[str]:
+        path = tmp / "ratings.parquet"
+        pq.write_table(pa.table(columns), path)
+        return ["--input", str(path)]
+
+    return setup
+
+
+def good_csv(*extra: str) -> Callable[[Path], list[str]]:
+    """Valid ratings plus the given options."""
+
+    def setup(tmp: Path) -> list[str]:
+        return ["--input", write(tmp / "ratings.csv", GOOD_CSV), *extra]
+
+    return setup
+
+
+def config(content: str | bytes | None) -> Callable[[Path], list[str]]:
+    """Valid ratings and a --config file holding ``content`` (None: no such file)."""
+
+    def setup(tmp: Path) -> list[str]:
+        conf = tmp / "conf.toml"
+        if isinstance(content, str):
+            write(conf, content)
+        elif isinstance(content, bytes):
+            conf.write_bytes(content)
+        return good_csv("--config", str(conf))(tmp)
+
+    return setup
+
+
+def _config_directory(tmp: Path) -> list[str]:
+    (tmp / "conf.toml").mkdir()
+    return good_csv("--config", str(tmp / "conf.toml"))(tmp)
+
+
+def ids(users: list, items: list) -> dict[str, pa.Array]:
+    return {"user_id": pa.array(users), "item_id": pa.array(items)}
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]
+    expected: tuple[str, ...]
+    # The case relies on file permissions (emulated for root, who bypasses them).
+    permissions: bool = False
+
+
+def _missing_input(tmp: Path) -> list[str]:
+    return ["--input", str(tmp / "nowhere.csv")]
+
+
+def _unreadable_input(tmp: Path) -> list[str]:
+    path = write(tmp / "ratings.csv", GOOD_CSV)
+    os.chmod(path, 0)
+    return ["--input", path]
+
+
+def _unknown_layout(tmp: Path) -> list[str]:
+    write(tmp / "data" / "notes.txt", "not ratings\n")
+    return ["--input", str(tmp / "data")]
+
+
+def _output_not_empty(tmp: Path) -> list[str]:
+    write(tmp / "model" / "keep.txt", "precious\n")
+    return good_csv()(tmp)
+
+
+def _output_is_file(tmp: Path) -> list[str]:
+    write(tmp / "model", "a file\n")
+    return good_csv()(tmp)
+
+
+def _output_under_file(tmp: Path) -> list[str]:
+    write(tmp / "blocker", "a file\n")
+    return [*good_csv()(tmp), "--output", str(tmp / "blocker" / "model")]
+
+
+def _output_unwritable(tmp: Path) -> list[str]:
+    locked = tmp / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    return [*good_csv()(tmp), "--output", str(locked / "model")]
+
+
+def _duplicates(tmp: Path) -> list[str]:
+    text = HEADER + GOOD_ROWS + "1,10,2.0\n1,10,1.0\n3,12,1.0\n"
+    return ["--input", write(tmp / "ratings.csv", text), "--duplicates", "error"]
+
+
+NAN, INF = float("nan"), float("inf")
+
+CASES = [
+    # ------------------------------------------------------------ input files
+    Case("missing input", _missing_input, ("input not found", "nowhere.csv")),
+    Case("unreadable input", _unreadable_input, ("not readable", "ratings.csv"), permissions=True),
+    Case(
+        "corrupt parquet",
+        csv_input("this is not parquet\n", name="ratings.parquet"),
+        ("cannot read", "ratings.parquet", "parquet"),
+    ),
+    Case("unknown layout", _unknown_layout, ("could not determine the input format", "--format")),
+    Case(
+        "missing rating column",
+        csv_input("user_id,item_id,score\n1,10,4.0\n"),
+        ("missing column rating", "user_id, item_id, score"),
+    ),
+    Case(
+        "missing renamed column",
+        good_csv("--user-col", "uid"),
+        ("missing column uid", "columns present"),
+    ),
+    Case(
+        "missing timestamp column",
+        good_csv("--timestamp-col", "ts"),
+        ("missing column ts",),
+    ),
+    Case(
+        "unsupported id type",
+        parquet_input({**ids([1.5, 2.5], [10, 11]), "rating": pa.array([1.0, 2.0])}),
+        ("user id column", "user_id", "double"),
+    ),
+    Case(
+        "unsupported rating type",
+        parquet_input({**ids([1, 2], [10, 11]), "rating": pa.array([True, False])}),
+        ("rating column", "boolean"),
+    ),
+    # ------------------------------------------------------------ bad rows
+    Case(
+        "null user id",
+        csv_input(HEADER + GOOD_ROWS + ",13,2.0\n,14,3.0\n"),
+        ("2 rows have a null user id", "e.g. item=13, rating=2.0"),
+    ),
+    Case(
+        "null item id",
+        csv_input(HEADER + GOOD_ROWS + "4,,2.0\n"),
+        ("1 row has a null item id", "e.g. user=4, rating=2.0"),
+    ),
+    Case(
+        "null rating",
+        csv_input(HEADER + GOOD_ROWS + "4,13,\n"),
+        ("1 row has a null rating", "e.g. user=4, item=13"),
+    ),
+    Case(
+        "null rating typed",
+        parquet_input({**ids([1, 2, 3], [10, 11, 12]), "rating": pa.array([1.0, None, None])}),
+        ("2 rows have a null rating", "e.g. user=2, item=11"),
+    ),
+    Case(
+        "non-numeric rating",
+        csv_input(HEADER + GOOD_ROWS + "4,13,abc\n5,13,4.x\n"),
+        ("2 rows have a non-numeric rating", "e.g. user=4, item=13, rating='abc'"),
+    ),
+    Case(
+        "NaN rating",
+        parquet_input({**ids([1, 2, 3], [10, 11, 12]), "rating": pa.array([1.0, NAN, 2.0])}),
+        ("1 row has a NaN or infinite rating", "e.g. user=2, item=11, rating=nan"),
+    ),
+    Case(
+        "infinite rating",
+        parquet_input({**ids([1, 2, 3], [10, 11, 12]), "rating": pa.array([INF, 1.0, -INF])}),
+        ("2 rows have a NaN or infinite rating", "e.g. user=1, item=10, rating=inf"),
+    ),
+    Case(
+        "NaN and infinite rating text",
+        csv_input(HEADER + GOOD_ROWS + "4,13,NaN\n5,13,Infinity\n"),
+        ("2 rows have a NaN or infinite rating", "e.g. user=4, item=13"),
+    ),
+    Case(
+        "string ids in the example",
+        csv_input("user_id,item_id,rating\nu1,i1,1.0\nu2,i2,bad\n"),
+        ("1 row has a non-numeric rating", "user='u2', item='i2', rating='bad'"),
+    ),
+    # ------------------------------------------------------------ empty data
+    Case("header only", csv_input(HEADER), ("no ratings",)),
+    Case("zero-byte file", csv_input(""), ("no ratings",)),
+    Case(
+        "empty parquet",
+        parquet_input(
+            {
+                "user_id": pa.array([], pa.int64()),
+                "item_id": pa.array([], pa.int64()),
+                "rating": pa.array([], pa.float64()),
+            }
+        ),
+        ("no ratings",),
+    ),
+    Case(
+        "nothing left for training",
+        good_csv("--holdout-fraction", "0.999999"),
+        ("no ratings left for training",),
+    ),
+    # ------------------------------------------------------------ hyperparameters
+    Case("rank 0", good_csv("--rank", "0"), ("rank", ">= 1", "0")),
+    Case("negative rank", good_csv("--rank", "-3"), ("rank", ">= 1", "-3")),
+    Case("sweeps 0", good_csv("--sweeps", "0"), ("sweeps", ">= 1")),
+    Case("holdout 1", good_csv("--holdout-fraction", "1"), ("holdout fraction", "[0, 1)")),
+    Case("holdout negative", good_csv("--holdout-fraction", "-0.1"), ("holdout fraction",)),
+    Case("holdout NaN", good_csv("--holdout-fraction", "nan"), ("holdout fraction", "nan")),
+    Case(
+        "negative unobserved weight",
+        good_csv("--unobserved-weight", "-0.1"),
+        ("unobserved_weight", ">= 0", "-0.1"),
+    ),
+    Case(
+        "negative regularization",
+        good_csv("--regularization", "-1"),
+        ("regularization", ">= 0", "-1"),
+    ),
+    Case("negative reg exponent", good_csv("--reg-exponent", "-1"), ("reg_exponent", ">= 0")),
+    Case("negative row weights", good_csv("--row-weights", "-2"), ("row_weights", ">= 0")),
+    Case("infinite col weights", good_csv("--col-weights", "inf"), ("col_weights", "finite")),
+    Case("zero user blocks", good_csv("--num-user-blocks", "0"), ("num_user_blocks", ">= 1")),
+    # ------------------------------------------------------------ duplicates
+    Case(
+        "duplicates error",
+        _duplicates,
+        ("2 (user, item) pairs occur more than once", "user=1, item=10: 3 ratings"),
+    ),
+    Case(
+        "duplicates last without timestamp",
+        good_csv("--duplicates", "last"),
+        ("'last'", "timestamp column"),
+    ),
+    # ------------------------------------------------------------ output location
+    Case("output not empty", _output_not_empty, ("not empty", "--overwrite")),
+    Case("output is a file", _output_is_file, ("existing file",)),
+    Case("output under a file", _output_under_file, ("cannot be created", "blocker", "is a file")),
+    Case("output unwritable", _output_unwritable, ("no write permission",), permissions=True),
+    # ------------------------------------------------------------ command line
+    Case("no input option", lambda tmp: [], ("no input given", "--input")),
+    Case("rank not a number", good_csv("--rank", "abc"), ("--rank", "invalid int value", "'abc'")),
+    Case("unknown policy", good_csv("--duplicates", "max"), ("--duplicates", "'max'")),
+    Case("unknown option", good_csv("--bogus"), ("unrecognized arguments: --bogus",)),
+    Case("seed too large", good_csv("--seed", str(2**64)), ("seed", "64-bit")),
+    # ------------------------------------------------------------ config file
+    Case("config missing", config(None), ("config file not found", "conf.toml")),
+    Case(
+        "config malformed",
+        config("rank = = 2\n"),
+        ("cannot read config file", "conf.toml"),
+    ),
+    Case(
+        "config unknown key",
+        config("rank = 2\nbogus = 1\n"),
+        ("unknown option 'bogus'",),
+    ),
+    Case(
+        "config unknown key in table",
+        config("[train]\nranks = 2\n"),
+        ("'ranks'",),
+    ),
+    Case("config not UTF-8", config(b"rank = '\xff'\n"), ("cannot read config file",)),
+    Case("config is a directory", _config_directory, ("cannot read config file", "conf.toml")),
+    Case(
+        "config key outside [train]",
+        config("rank = 2\n[train]\nsweeps = 1\n"),
+        ("'rank' outside [train]",),
+    ),
+    Case(
+        "config bad value",
+        config("holdout_fraction = 1.5\n"),
+        ("holdout fraction", "1.5"),
+    ),
+    Case(
+        "config bad type",
+        config("rank = 2\nsweeps = 'many'\n"),
+        ("sweeps", "'many'"),
+    ),
+    Case(
+        "config boolean rank",
+        config("[train]\nrank = true\n"),
+        ("rank", "True"),
+    ),
+    Case("config bad seed", config("seed = 'x'\n"), ("seed", "'x'")),
+    Case("config bad input", config("input = 5\n"), ("'input'", "must be a string")),
+    Case("config bad column name", config("user_col = 5\n"), ("user_col", "5")),
+    Case(
+        "config bad overwrite",
+        config("overwrite = 'yes'\n"),
+        ("overwrite", "'yes'"),
+    ),
+]
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make any attempt to train fail the test."""
+
+    def fit(*args, **kwargs):
+        raise AssertionError("training started despite bad input")
+
+    monkeypatch.setattr(walsspark.train, "fit", fit)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root``, with file contents (None for directories)."""
+    tree: dict[str, bytes | None] = {}
+    for path in sorted(root.rglob("*")):
+        try:
+            content = None if path.is_dir() else path.read_bytes()
+        except PermissionError:
+            content = None
+        tree[str(path.relative_to(root))] = content
+    return tree
+
+
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+_OWNER_BITS = {os.R_OK: stat.S_IRUSR, os.W_OK: stat.S_IWUSR, os.X_OK: stat.S_IXUSR}
+
+
+def owner_bits_access(real: Callable[..., bool]) -> Callable[..., bool]:
+    """``os.access`` as a non-root owner sees it (root is granted read and write always)."""
+
+    def access(path, mode, *args, **kwargs) -> bool:
+        if not real(path, mode, *args, **kwargs):
+            return False
+        bits = os.stat(path).st_mode
+        return all(bits & bit for flag, bit in _OWNER_BITS.items() if mode & flag)
+
+    return access
+
+
+def train_args(tmp: Path, *extra: str) -> list[str]:
+    return ["train", "--output", str(tmp / "model"), "--rank", "2", "--sweeps", "1", *extra]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_one_line_exit_2_nothing_written(
+    spark, tmp_path, capsys, monkeypatch, no_training, case
+):
+    if case.permissions and ROOT:
+        monkeypatch.setattr(os, "access", owner_bits_access(os.access))
+    # Training never runs here, so --rank and --sweeps are left to each case (a config
+    # file's values would lose to them).
+    args = ["train", "--output", str(tmp_path / "model"), *case.setup(tmp_path)]
+    before = snapshot(tmp_path)
+
+    status = main(args)
+
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert status == 2, captured
+    assert len(lines) == 1, captured.err
+    line = lines[0]
+    assert line.startswith("walsspark: error: ") and line.strip() != "walsspark: error:"
+    for words in case.expected:
+        assert words in line, line
+    assert captured.out == ""
+    assert snapshot(tmp_path) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+# ---------------------------------------------------------------------------- success
+
+
+def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
+    text = (
+        "user_id,item_id,rating,ts\n"
+        "u1,10,4.0,1\nu1,11,3.0,2\nu2,10,5.0,3\nu2,12,1.0,4\nu3,11,2.0,5\nu3,12,4.5,6\n"
+        "u3,12,3.5,7\n"  # a duplicate pair: averaged by default, the later one under 'last'
+    )
+    data = write(tmp_path / "ratings.csv", text)
+    out = tmp_path / "model"
+    args = ["train", "--input", data, "--output", str(out), "--rank", "2", "--sweeps", "1"]
+
+    assert main([*args, "--holdout-fraction", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "model written to" in captured.out and "error" not in captured.err
+    assert sorted(os.listdir(out)) == sorted([METADATA_FILE, "item_factors", "user_factors"])
+    metadata = json.loads((out / METADATA_FILE).read_text())
+    assert metadata["params"]["rank"] == 2
+    assert metadata["data"]["num_train_ratings"] == 6
+    model = WALSModel.load(spark, str(out))
+    users = {row["id"]: row["features"] for row in model.user_factors.collect()}
+    items = {row["id"]: row["features"] for row in model.item_factors.collect()}
+    assert set(users) == {"u1", "u2", "u3"} and set(items) == {10, 11, 12}
+    assert {len(f) for f in [*users.values(), *items.values()]} == {2}
+
+    # An existing model is kept unless --overwrite is given.
+    before = snapshot(out)
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert snapshot(out) == before
+
+    replace = [*args, "--rank", "3", "--overwrite", "--timestamp-col", "ts", "--duplicates", "last"]
+    assert main(replace) == 0
+    model = WALSModel.load(spark, str(out))
+    assert model.rank == 3 and model.metadata["params"]["duplicates"] == "last"
+    assert {len(row["features"]) for row in model.item_factors.collect()} == {3}
+    assert sorted(os.listdir(out)) == sorted([METADATA_FILE, "item_factors", "user_factors"])
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_load_rejects_what_is_not_a_model(spark, tmp_path):
+    with pytest.raises(InputError, match="model directory not found"):
+        WALSModel.load(spark, str(tmp_path / "nowhere"))
+
+    plain = tmp_path / "plain"
+    write(plain / "notes.txt", "hello\n")
+    with pytest.raises(InputError, match=f"no {METADATA_FILE}"):
+        WALSModel.load(spark, str(plain))
+
+    write(plain / METADATA_FILE, "{not json")
+    with pytest.raises(InputError, match="cannot read"):
+        WALSModel.load(spark, str(plain))
+
+    write(plain / METADATA_FILE, json.dumps({"params": {"rank": 2}}))
+    with pytest.raises(InputError, match="format tag"):
+        WALSModel.load(spark, str(plain))
+
+    write(plain / METADATA_FILE, json.dumps({"format": "walsspark-model", "format_version": 1}))
+    with pytest.raises(InputError, match="user_factors"):
+        WALSModel.load(spark, str(plain))
