@@ -149,13 +149,15 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
 
-        # Outgoing routes: for each other block, its distinct local rows, in id order.
+        # Outgoing routes to every block of the other side (empty where a block needs
+        # nothing from this one): the rows each needs, in id order. A route to every block
+        # lets the routes carry this block's Gramian too (see walsspark.train).
         route_keys = np.unique((other_block << 32) | rows)
-        route_blocks = (route_keys >> 32).astype(np.int64)
+        route_blocks = route_keys >> 32
         route_rows = (route_keys & 0xFFFFFFFF).astype(np.int32)
-        dst_blocks, starts = np.unique(route_blocks, return_index=True)
-        offsets = np.append(starts, len(route_keys)).astype(np.int64)
-        dst_pkeys = np.asarray(other_pkeys, dtype=np.int32)[dst_blocks]
+        num_other = len(other_pkeys)
+        offsets = np.searchsorted(route_blocks, np.arange(num_other + 1)).astype(np.int64)
+        dst_pkeys = np.asarray(other_pkeys, dtype=np.int32)
         return pa.table(
             {
                 "block": pa.array([block], pa.int32()),

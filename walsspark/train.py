@@ -49,7 +49,7 @@ log = logging.getLogger("walsspark")
 # factors a block of the other side needs, in that block's column order). The routes are
 # what the next half-sweep shuffles; the block rows are what is kept and saved.
 SOLVED_SCHEMA = (
-    "kind byte, block int, dst_pkey int, factors binary, gram binary, observed double, "
+    "kind byte, block int, dst_pkey int, factors binary, gram binary, loss double, "
     "regularization double"
 )
 BLOCK_ROW, ROUTE_ROW = 0, 1
@@ -107,29 +107,30 @@ def _parallelism(spark: SparkSession) -> int:
     return 2
 
 
-def _solved_table(
-    block_row: dict, factors: np.ndarray, observed: float, regularization: float
-) -> pa.Table:
-    """The block row and the route rows of a freshly computed factor block."""
+def _solved_table(block_row: dict, factors: np.ndarray, loss: float, regularization: float):
+    """The block row and the route rows of a freshly computed factor block.
+
+    Every row carries the block's Gramian and regularization sum: the block row for the
+    driver, the route rows for the blocks of the other side, which need the Gramian of the
+    whole fixed side (the sum over its blocks) for their normal equations.
+    """
     dst_pkeys = decode_array(block_row["route_dst_pkeys"], "<i4")
     offsets = decode_array(block_row["route_offsets"], "<i8")
     indices = decode_array(block_row["route_indices"], "<i4")
     routes = [
         encode_factors(factors[indices[offsets[r] : offsets[r + 1]]]) for r in range(len(dst_pkeys))
     ]
-    n_routes = len(routes)
-    block = int(block_row["block"])
+    n_rows = len(routes) + 1
+    gram = encode_array(gramian(factors).ravel(), "<f8")
     return pa.table(
         {
-            "kind": pa.array([BLOCK_ROW] + [ROUTE_ROW] * n_routes, pa.int8()),
-            "block": pa.array([block] * (n_routes + 1), pa.int32()),
+            "kind": pa.array([BLOCK_ROW] + [ROUTE_ROW] * len(routes), pa.int8()),
+            "block": pa.array([int(block_row["block"])] * n_rows, pa.int32()),
             "dst_pkey": pa.array([-1, *dst_pkeys.tolist()], pa.int32()),
             "factors": pa.array([encode_factors(factors), *routes], pa.binary()),
-            "gram": pa.array(
-                [encode_array(gramian(factors).ravel(), "<f8")] + [None] * n_routes, pa.binary()
-            ),
-            "observed": pa.array([observed] + [0.0] * n_routes, pa.float64()),
-            "regularization": pa.array([regularization] + [0.0] * n_routes, pa.float64()),
+            "gram": pa.array([gram] * n_rows, pa.binary()),
+            "loss": pa.array([loss] + [0.0] * len(routes), pa.float64()),
+            "regularization": pa.array([regularization] * n_rows, pa.float64()),
         }
     )
 
@@ -173,7 +174,7 @@ def csr_from_row(row: dict) -> CsrBlock:
     )
 
 
-def _solve_fn(rank: int, other_gramian: np.ndarray, weights: ObjectiveWeights):
+def _solve_fn(rank: int, weights: ObjectiveWeights):
     """Cogroup function: solve one rating block against the factors routed to it."""
 
     def solve(ratings: pa.Table, routed: pa.Table) -> pa.Table:
@@ -181,26 +182,32 @@ def _solve_fn(rank: int, other_gramian: np.ndarray, weights: ObjectiveWeights):
             raise ValueError("factors were routed to a block that has no ratings")
         row = ratings.select(list(_BLOCK_ROW_FIELDS)).slice(0, 1).to_pylist()[0]
         block = csr_from_row(row)
-        # Concatenated in source-block order, the routed pieces are exactly the block's
-        # needed list, which its CSR column indices point into.
+        # Every block of the fixed side sends one route here: concatenated in source-block
+        # order the pieces are exactly this block's needed list (which the CSR columns
+        # index), and their Gramians add up to the fixed side's Gramian.
         order = np.argsort(routed.column("block").to_numpy(), kind="stable")
         chunks = routed.column("factors").to_pylist()
-        pieces = [decode_factors(chunks[i], rank) for i in order]
-        other = np.vstack(pieces) if pieces else np.zeros((0, rank), np.float32)
-        solution = solve_block(block, other, other_gramian, weights)
-        return _solved_table(
-            row, solution.factors, solution.observed_loss, solution.regularization_loss
+        other = np.vstack([decode_factors(chunks[i], rank) for i in order])
+        grams = routed.column("gram").to_pylist()
+        fixed_gram = np.sum([decode_array(g, "<f8") for g in grams], axis=0).reshape(rank, rank)
+        solution = solve_block(block, other, fixed_gram, weights)
+        # This block's share of the loss after this half-sweep: observed part, unobserved
+        # part w0 tr(G_fixed G_block), its own regularization, and (block 0 only, so that it
+        # is counted once) the fixed side's regularization.
+        loss = (
+            solution.observed_loss
+            + weights.unobserved_weight * float(np.sum(fixed_gram * gramian(solution.factors)))
+            + solution.regularization_loss
         )
+        if int(row["block"]) == 0:
+            loss += float(np.sum(routed.column("regularization").to_numpy()))
+        return _solved_table(row, solution.factors, loss, solution.regularization_loss)
 
     return solve
 
 
 def half_sweep(
-    solving: SideLayout,
-    fixed_solved: DataFrame,
-    fixed_gramian: np.ndarray,
-    weights: ObjectiveWeights,
-    rank: int,
+    solving: SideLayout, fixed_solved: DataFrame, weights: ObjectiveWeights, rank: int
 ) -> DataFrame:
     """Solve every block of ``solving`` against the other side's last output (lazy).
 
@@ -209,29 +216,20 @@ def half_sweep(
     """
     routed = (
         fixed_solved.filter(F.col("kind") == ROUTE_ROW)
-        .select("dst_pkey", "block", "factors")
+        .select("dst_pkey", "block", "factors", "gram", "regularization")
         .repartition(solving.num_blocks, "dst_pkey")
     )
     return (
         solving.rating_blocks.groupBy("pkey")
         .cogroup(routed.groupBy("dst_pkey"))
-        .applyInArrow(_solve_fn(rank, fixed_gramian, weights), SOLVED_SCHEMA)
+        .applyInArrow(_solve_fn(rank, weights), SOLVED_SCHEMA)
     )
 
 
-def collect_block_stats(blocks: DataFrame, rank: int) -> tuple[np.ndarray, float, float]:
-    """Materialize factor blocks; return their summed Gramian and loss terms."""
-    rows = (
-        blocks.filter(F.col("kind") == BLOCK_ROW)
-        .select("gram", "observed", "regularization")
-        .collect()
-    )
-    gram = np.zeros((rank, rank), dtype=np.float64)
-    for row in rows:
-        gram += decode_array(row["gram"], "<f8").reshape(rank, rank)
-    observed = float(sum(row["observed"] for row in rows))
-    regularization = float(sum(row["regularization"] for row in rows))
-    return gram, observed, regularization
+def collect_loss(solved: DataFrame) -> float:
+    """Compute a half-sweep (and what it depends on) and return the loss after it."""
+    rows = solved.filter(F.col("kind") == BLOCK_ROW).select("loss").collect()
+    return float(sum(row["loss"] for row in rows))
 
 
 def _materialize(solved: DataFrame) -> DataFrame:
@@ -275,25 +273,19 @@ def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedF
     rank = params.rank
     user_weights = params.user_weights()
     item_weights = user_weights.swapped()
-    w0 = user_weights.unobserved_weight
 
     item_blocks = initial_factor_blocks(items, rank)
-    item_gram, _, _ = collect_block_stats(item_blocks, rank)
-    user_blocks: DataFrame | None = None
+    user_blocks = item_blocks  # replaced in the first sweep
     history: list[SweepRecord] = []
     for sweep in range(1, params.sweeps + 1):
         sweep_start = time.perf_counter()
-        new_users = _materialize(half_sweep(users, item_blocks, item_gram, user_weights, rank))
-        user_gram, _, user_reg = collect_block_stats(new_users, rank)
-        user_blocks = new_users
-        new_items = _materialize(half_sweep(items, user_blocks, user_gram, item_weights, rank))
-        item_gram, observed, item_reg = collect_block_stats(new_items, rank)
-        item_blocks = new_items
-        loss = observed + w0 * float(np.sum(user_gram * item_gram)) + user_reg + item_reg
+        user_blocks = _materialize(half_sweep(users, item_blocks, user_weights, rank))
+        item_blocks = _materialize(half_sweep(items, user_blocks, item_weights, rank))
+        # One Spark job per sweep: collecting the item half-sweep's loss runs both halves.
+        loss = collect_loss(item_blocks)
         seconds = time.perf_counter() - sweep_start
         history.append(SweepRecord(sweep, loss, seconds))
         log.info("sweep %d/%d loss %.6g (%.2f s)", sweep, params.sweeps, loss, seconds)
-    assert user_blocks is not None
     return TrainedFactors(
         params=params,
         users=users,
