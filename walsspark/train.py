@@ -4,20 +4,26 @@ A sweep is a row (user) half-sweep followed by a column (item) half-sweep. A hal
 
 1. The other side's last output holds, besides its factor blocks, one *route* row per
    (source block, destination block): the factors the destination needs, already in the
-   destination CSR's column order (the routes were fixed once by ``blocks``). Only these
-   rows are shuffled, each to its destination's partition.
+   destination CSR's column order (the routes were fixed once by ``blocks``), plus the
+   source block's k x k Gramian and regularization sum. Only these rows are shuffled, each
+   to its destination's partition.
 2. Rating blocks and routed factors are cogrouped by partition key
-   (``groupBy().cogroup().applyInArrow``): every task solves one whole block with
-   :func:`walsspark.solver.solve_block` and emits the new factor block, its k x k Gramian,
-   its loss terms and its own routes for the next half-sweep.
-3. The output is computed once (a local checkpoint); collecting the Gramians and loss
-   terms (k x k floats and two scalars per block) is the only thing the driver receives.
-   No factor matrix reaches the driver.
+   (``groupBy().cogroup().applyInArrow``): every task adds up the Gramians it received
+   (G of the whole fixed side), solves one whole block with
+   :func:`walsspark.solver.solve_block` and emits the new factor block and its own routes.
+3. The output is a lazy local checkpoint: the user half-sweep is computed by the job that
+   collects the item half-sweep's per-block losses, one Spark job and one scalar per block
+   per sweep. No factor matrix, and no Gramian, reaches the driver.
+
+Routing every block's Gramian to every block of the other side costs
+B_users * B_items * k^2 * 8 bytes per half-sweep (2 MB at 16 x 16 blocks and rank 64):
+small next to the factors themselves, and it saves a driver round trip per half-sweep.
 
 The loss after a sweep needs no dense product: the item half-sweep's tasks hold, for every
-observed entry, both the user factors and the new item factors, so
-``loss = sum_S [W (a - u.v)^2 - w0 (u.v)^2] + w0 tr(G_U G_V) + sum_i lambda_i|u_i|^2 +
-sum_j lambda_j |v_j|^2`` is assembled from per-block sums on the driver.
+observed entry, both the user factors and the new item factors, so each item block
+computes ``sum_S [W (a - u.v)^2 - w0 (u.v)^2] + w0 tr(G_U G_block) + sum_j lambda_j |v_j|^2``
+over its entries and rows, block 0 adds the users' ``sum_i lambda_i |u_i|^2`` (received with
+the routes), and the driver adds up one number per block.
 """
 
 from __future__ import annotations
