@@ -239,6 +239,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         "evaluation": _finite_or_none(evaluation),
     }
     save_model(options["output"], user_factors, item_factors, metadata, options["overwrite"])
+    trained.release()
     return {"output": os.path.abspath(options["output"]), **metadata}
 
 

@@ -86,6 +86,11 @@ class TrainedFactors:
     num_ratings: int = 0
     fit_seconds: float = 0.0
 
+    def release(self) -> None:
+        """Free the cached rating blocks once the factors have been written or exported."""
+        self.users.release()
+        self.items.release()
+
     def user_factors(self) -> DataFrame:
         """Per-user rows: ``id`` (original id), ``features`` (array<float>)."""
         return factor_rows(self.users, self.user_factor_blocks, self.params.rank)
