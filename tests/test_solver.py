@@ -6,6 +6,7 @@ import numpy as np
 import oracle
 import pytest
 
+from walsspark import solver
 from walsspark.factors import decode_factors, encode_factors, initial_factors
 from walsspark.solver import CsrBlock, ObjectiveWeights, gramian, solve_block
 
@@ -84,8 +85,11 @@ def test_loss_terms_add_up_to_dense_loss(name):
     np.testing.assert_allclose(assembled, dense, rtol=1e-5)
 
 
-def test_long_and_short_rows_share_one_block():
-    # Lengths from 1 to 300 exercise several padding buckets and chunking.
+@pytest.mark.parametrize("rows_per_solve", [2048, 7])
+def test_long_and_short_rows_share_one_block(monkeypatch, rows_per_solve):
+    # Lengths from 1 to 300 exercise several padding buckets and chunking; 7 rows per
+    # solve exercises the row chunks.
+    monkeypatch.setattr(solver, "ROWS_PER_SOLVE", rows_per_solve)
     rng = np.random.default_rng(5)
     n, m, rank = 40, 400, 5
     lengths = np.unique(np.geomspace(1, 300, n).astype(int))

@@ -45,6 +45,9 @@ BUCKET_GROWTH = 1.25
 # Upper bound on the floats of one padded (rows x length x rank) chunk: bounds task memory
 # (1 MiB of float32: small chunks stay in cache; measured faster than 4-64 MiB ones).
 MAX_CHUNK_FLOATS = 262144
+# Rows assembled and solved together: bounds the float64 k x k stack (2048 x 64 x 64 x 8 B
+# = 64 MiB at rank 64) independently of the block size.
+ROWS_PER_SOLVE = 2048
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def row_regularization(counts: np.ndarray, weights: ObjectiveWeights) -> np.ndar
 
 
 def _length_buckets(counts: np.ndarray) -> list[np.ndarray]:
-    """Group row indices with observations into buckets of similar length."""
+    """Group positions with observations (counts > 0) into buckets of similar length."""
     order = np.argsort(counts, kind="stable")
     sorted_counts = counts[order]
     start = np.searchsorted(sorted_counts, 1)
@@ -153,30 +156,24 @@ def _length_buckets(counts: np.ndarray) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class NormalEquations:
-    """The data-dependent parts of every row's normal equation.
+    """The data-dependent parts of the normal equations of some rows of a block.
 
     Attributes
     ----------
-    observed_gram : ndarray of float32, shape (n_rows, k, k)
-        M_i = sum_{j in S_i} (W_ij - w0) v_j v_j^T.
+    observed_gram : ndarray of float64, shape (n_rows, k, k)
+        M_i = sum_{j in S_i} (W_ij - w0) v_j v_j^T (accumulated in float32).
     rhs : ndarray of float64, shape (n_rows, k)
         b_i = sum_{j in S_i} W_ij a_ij v_j.
-    weighted_target_sq : ndarray of float64, shape (n_rows,)
-        sum_{j in S_i} W_ij a_ij^2 (for the loss).
-    counts : ndarray of int64, shape (n_rows,)
-        n_i.
     """
 
     observed_gram: np.ndarray
     rhs: np.ndarray
-    weighted_target_sq: np.ndarray
-    counts: np.ndarray
 
 
 def normal_equations(
-    block: CsrBlock, other: np.ndarray, weights: ObjectiveWeights
+    block: CsrBlock, other: np.ndarray, weights: ObjectiveWeights, rows: np.ndarray
 ) -> NormalEquations:
-    """Accumulate every row's observed Gramian and right-hand side.
+    """Accumulate the observed Gramian and right-hand side of some rows of a block.
 
     Parameters
     ----------
@@ -185,14 +182,16 @@ def normal_equations(
     other : ndarray of float32, shape (n_routed, k)
         The fixed side's factors routed to this block (``block.cols`` index its rows).
     weights : ObjectiveWeights
+    rows : ndarray of int
+        The rows to assemble (each with at least one observation).
 
     Returns
     -------
     NormalEquations
+        In the order of ``rows``.
     """
     k = other.shape[1]
-    n = block.n_rows
-    counts = block.counts
+    counts = block.counts[rows]
     w_obs = observed_weights(block, weights)
     w0 = np.float32(weights.unobserved_weight)
     # Padding entries point at an appended zero row and carry zero weight.
@@ -200,16 +199,19 @@ def normal_equations(
     zero_row = len(other)
     excess = w_obs - w0
     constant_excess = excess[0] if len(excess) and np.all(excess == excess[0]) else None
-    observed_gram = np.zeros((n, k, k), dtype=np.float32)
-    rhs = np.zeros((n, k), dtype=np.float32)
-    for rows in _length_buckets(counts):
-        length = int(counts[rows].max())
+    # float64 storage, filled chunk by chunk from float32 products: the solve needs float64
+    # and converting one cache-sized chunk at a time is much cheaper than the whole stack.
+    observed_gram = np.empty((len(rows), k, k), dtype=np.float64)
+    rhs = np.empty((len(rows), k), dtype=np.float64)
+    for positions in _length_buckets(counts):
+        length = int(counts[positions].max())
         step = max(1, MAX_CHUNK_FLOATS // (length * k))
         offsets = np.arange(length)
-        for first in range(0, len(rows), step):
-            chunk = rows[first : first + step]
+        for first in range(0, len(positions), step):
+            chunk = positions[first : first + step]
+            chunk_rows = rows[chunk]
             valid = offsets[None, :] < counts[chunk][:, None]
-            entry = np.where(valid, block.indptr[chunk][:, None] + offsets[None, :], 0)
+            entry = np.where(valid, block.indptr[chunk_rows][:, None] + offsets[None, :], 0)
             col_index = np.where(valid, block.cols[entry], zero_row)
             w = np.where(valid, w_obs[entry], 0.0).astype(np.float32)
             a = np.where(valid, block.targets[entry], 0.0).astype(np.float32)
@@ -218,16 +220,11 @@ def normal_equations(
                 weighted = factors * (w - w0)[:, :, None]
                 observed_gram[chunk] = np.matmul(factors.transpose(0, 2, 1), weighted)
             else:  # one weight for every entry: scale the k x k result, not the entries
-                observed_gram[chunk] = np.matmul(factors.transpose(0, 2, 1), factors)
-                observed_gram[chunk] *= constant_excess
+                gram = np.matmul(factors.transpose(0, 2, 1), factors)
+                gram *= constant_excess
+                observed_gram[chunk] = gram
             rhs[chunk] = np.matmul((w * a)[:, None, :], factors)[:, 0, :]
-    row_of_entry = np.repeat(np.arange(n), counts)
-    weighted_target_sq = np.bincount(
-        row_of_entry,
-        weights=w_obs.astype(np.float64) * block.targets.astype(np.float64) ** 2,
-        minlength=n,
-    )
-    return NormalEquations(observed_gram, rhs.astype(np.float64), weighted_target_sq, counts)
+    return NormalEquations(observed_gram, rhs)
 
 
 def solve_spd_batch(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -269,39 +266,50 @@ def solve_block(
     """Exactly minimize the objective over the rows of a block, the other side fixed.
 
     Rows without observations get zero factors. Singular systems (w0 = 0 and lambda = 0
-    with fewer observations than the rank) are solved in the least-squares sense.
+    with fewer observations than the rank) are solved in the least-squares sense. Rows are
+    assembled and solved :data:`ROWS_PER_SOLVE` at a time (in order of their length), which
+    bounds the k x k work arrays whatever the block size.
 
     The loss terms come from the normal equations at no extra cost: per row,
-    sum_j [W (a - u.v)^2 - w0 (u.v)^2] = sum_j W a^2 - 2 u.b + u^T M u.
+    sum_j [W (a - u.v)^2 - w0 (u.v)^2] = sum_j W a^2 - 2 u.b + u^T M u, and
+    u^T M u = u^T lhs u - w0 u^T G u - lambda_i |u|^2.
     """
     k = other.shape[1]
-    eqs = normal_equations(block, other, weights)
-    reg = row_regularization(eqs.counts, weights)
-    has_obs = eqs.counts > 0
-    solution = np.zeros(eqs.rhs.shape, dtype=np.float64)
-    if has_obs.any():
-        lhs = eqs.observed_gram[has_obs].astype(np.float64)
-        lhs += weights.unobserved_weight * np.asarray(other_gramian, np.float64)[None, :, :]
-        lhs[:, np.arange(k), np.arange(k)] += reg[has_obs][:, None]
-        try:
-            solution[has_obs] = solve_spd_batch(lhs, eqs.rhs[has_obs])
-        except np.linalg.LinAlgError:
-            solution[has_obs] = _lstsq_stack(lhs, eqs.rhs[has_obs])
-    factors = solution.astype(np.float32)
-    u = factors.astype(np.float64)
-    # u^T M u = u^T (lhs - w0 G - lambda_i I) u, with lhs already in float64.
-    quadratic = np.zeros(len(u))
-    if has_obs.any():
-        u_obs = u[has_obs]
-        quadratic[has_obs] = np.einsum("ni,nij,nj->n", u_obs, lhs, u_obs, optimize=True)
-    norms = np.sum(u * u, axis=1)
-    quadratic -= weights.unobserved_weight * np.einsum(
-        "ni,ij,nj->n", u, np.asarray(other_gramian, np.float64), u, optimize=True
+    counts = block.counts
+    reg = row_regularization(counts, weights)
+    gram = np.asarray(other_gramian, dtype=np.float64)
+    w0 = weights.unobserved_weight
+    w_obs = observed_weights(block, weights).astype(np.float64)
+    row_of_entry = np.repeat(np.arange(block.n_rows), counts)
+    target_sq = np.bincount(
+        row_of_entry, weights=w_obs * block.targets.astype(np.float64) ** 2, minlength=block.n_rows
     )
-    quadratic -= reg * norms
-    observed = np.sum(eqs.weighted_target_sq - 2.0 * np.sum(u * eqs.rhs, axis=1) + quadratic)
-    regularization = np.sum(reg * norms)
-    return BlockSolution(factors, float(observed), float(regularization))
+    order = np.argsort(counts, kind="stable")
+    order = order[counts[order] > 0]
+    factors = np.zeros((block.n_rows, k), dtype=np.float32)
+    observed, regularization = float(np.sum(target_sq)), 0.0
+    diagonal = np.arange(k)
+    for start in range(0, len(order), ROWS_PER_SOLVE):
+        rows = order[start : start + ROWS_PER_SOLVE]
+        eqs = normal_equations(block, other, weights, rows)
+        lhs = eqs.observed_gram  # completed in place: w0 G + lambda_i I
+        lhs += w0 * gram[None, :, :]
+        lhs[:, diagonal, diagonal] += reg[rows][:, None]
+        try:
+            solution = solve_spd_batch(lhs, eqs.rhs)
+        except np.linalg.LinAlgError:
+            solution = _lstsq_stack(lhs, eqs.rhs)
+        factors[rows] = solution
+        u = factors[rows].astype(np.float64)  # the stored (float32) factors
+        norms = np.sum(u * u, axis=1)
+        quadratic = (
+            np.einsum("ni,nij,nj->n", u, lhs, u, optimize=True)
+            - w0 * np.einsum("ni,ij,nj->n", u, gram, u, optimize=True)
+            - reg[rows] * norms
+        )
+        observed += float(np.sum(quadratic - 2.0 * np.sum(u * eqs.rhs, axis=1)))
+        regularization += float(np.sum(reg[rows] * norms))
+    return BlockSolution(factors, observed, regularization)
 
 
 def solve_block_exact(
