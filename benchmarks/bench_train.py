@@ -36,6 +36,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -508,6 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     from walsspark.session import get_or_create_session
 
     spark = get_or_create_session(master=args.master, app_name="walsspark-bench")
+    # MLlib ALS checkpoints its factor RDDs every checkpointInterval (10) iterations, but
+    # only when a checkpoint directory is set; without one, more than ~15 iterations end
+    # in a StackOverflowError (seen here at --sweeps 20). walsspark cuts its own lineage.
+    checkpoint_dir = tempfile.mkdtemp(prefix="walsspark-bench-mllib-checkpoints-")
+    spark.sparkContext.setCheckpointDir(checkpoint_dir)
     if hasattr(spark, "sparkContext"):
         spark.sparkContext.setLogLevel("ERROR")
 
