@@ -109,3 +109,17 @@ def test_result_does_not_depend_on_block_count(spark):
     for users, items in results[1:]:
         np.testing.assert_allclose(users, results[0][0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(items, results[0][1], rtol=1e-4, atol=1e-5)
+
+
+def test_more_blocks_than_ids(spark):
+    # 3 users and 2 items in 5 blocks per side: most blocks are empty.
+    ratings = spark.createDataFrame(
+        [(1, "a", 5.0), (2, "a", 3.0), (3, "b", 4.0), (1, "b", 2.0)],
+        "user long, item string, rating double",
+    )
+    params = WALSParams(rank=2, sweeps=2, num_user_blocks=5, num_item_blocks=5)
+    trained = fit(spark, ratings, params)
+    assert sorted(row["id"] for row in trained.user_factors().collect()) == [1, 2, 3]
+    assert sorted(row["id"] for row in trained.item_factors().collect()) == ["a", "b"]
+    losses = [record.loss for record in trained.history]
+    assert losses[1] <= losses[0]

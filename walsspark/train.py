@@ -59,6 +59,17 @@ SOLVED_SCHEMA = (
     "regularization double"
 )
 BLOCK_ROW, ROUTE_ROW = 0, 1
+_SOLVED_ARROW_SCHEMA = pa.schema(
+    [
+        ("kind", pa.int8()),
+        ("block", pa.int32()),
+        ("dst_pkey", pa.int32()),
+        ("factors", pa.binary()),
+        ("gram", pa.binary()),
+        ("loss", pa.float64()),
+        ("regularization", pa.float64()),
+    ]
+)
 # Ratings per block the default block count aims at: a block's CSR and padded work arrays
 # stay within a few hundred MB of task memory.
 TARGET_RATINGS_PER_BLOCK = 2_000_000
@@ -190,7 +201,9 @@ def _solve_fn(rank: int, weights: ObjectiveWeights):
 
     def solve(ratings: pa.Table, routed: pa.Table) -> pa.Table:
         if ratings.num_rows == 0:
-            raise ValueError("factors were routed to a block that has no ratings")
+            # Routes go to every block number; a block whose ids all hashed elsewhere has
+            # no ratings (more blocks than ids) and nothing to solve.
+            return _SOLVED_ARROW_SCHEMA.empty_table()
         row = ratings.select(list(_BLOCK_ROW_FIELDS)).slice(0, 1).to_pylist()[0]
         block = csr_from_row(row)
         # Every block of the fixed side sends one route here: concatenated in source-block
