@@ -106,6 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
+    _recommend_parser(subparsers)
+    return parser
+
+
+def _recommend_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "recommend",
+        help="write the top-K items for every user (or users for every item)",
+        description="Batch top-K from a trained model. Items a user already rated are "
+        "excluded unless --include-seen; the rated pairs come from --ratings, or else from "
+        "the model's recorded training input and holdout split.",
+    )
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--k", type=int, default=10, help="recommendations per id")
+    parser.add_argument(
+        "--for",
+        dest="for_side",
+        choices=("users", "items"),
+        default="users",
+        help="users: top items per user (project_row); items: top users per item",
+    )
+    parser.add_argument("--ratings", help="ratings whose pairs are excluded (seen)")
+    parser.add_argument("--ratings-format", dest="ratings_format", choices=FORMATS)
+    parser.add_argument("--user-col", dest="user_col")
+    parser.add_argument("--item-col", dest="item_col")
+    parser.add_argument("--include-seen", dest="include_seen", action="store_true")
+    parser.add_argument("--ids", help="text file with one query id per line (default: all)")
+    parser.add_argument("--output", help="output directory (default: MODEL-recommendations-FOR)")
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--master")
     return parser
 
 
@@ -273,6 +304,139 @@ def print_train_summary(summary: dict[str, Any]) -> None:
         print(f"  {name:5s} {value:.6g}" if value is not None else f"  {name:5s} n/a")
 
 
+def seen_pairs(spark, model, args) -> tuple[Any, str]:
+    """The (user, item) pairs the model was trained on, and where they came from."""
+    from walsspark.ratings_io import resolve_duplicates, split_holdout
+
+    data = model.metadata["data"]
+    if args.ratings:
+        options = {
+            "input": args.ratings,
+            "format": args.ratings_format or "auto",
+            "user_col": args.user_col or data["user_col"],
+            "item_col": args.item_col or data["item_col"],
+            "rating_col": data["rating_col"],
+            "timestamp_col": None,
+        }
+        ratings, source = _read_input(spark, options), f"ratings {args.ratings}"
+    else:
+        options = {key: data.get(key) for key in TRAIN_DEFAULTS if key in data}
+        if options.get("input") != SYNTHETIC_INPUT and not os.path.exists(str(options["input"])):
+            raise InputError(
+                f"the model's training input {options['input']} is gone: pass --ratings PATH "
+                "for the pairs to exclude, or --include-seen"
+            )
+        ratings = _read_input(spark, options)
+        params = model.params
+        if data.get("timestamp_col") is None and params.duplicates == "last":
+            raise InputError("cannot recompute the training pairs: pass --ratings PATH")
+        ratings = resolve_duplicates(ratings.select("user", "item", "rating"), "sum")
+        ratings, _ = split_holdout(ratings, params.holdout_fraction, params.seed)
+        source = f"the model's training input {options['input']} (holdout removed)"
+    for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
+        actual = ratings.schema[column].dataType.simpleString()
+        if actual != expected:
+            raise InputError(
+                f"{column} ids in {source} are {actual} but the model's are {expected}"
+            )
+    return ratings.select("user", "item"), source
+
+
+def _read_ids(spark, path: str, id_type: str):
+    if not os.path.exists(path):
+        raise InputError(f"ids file not found: {path}")
+    from pyspark.sql import functions as F
+
+    lines = spark.read.text(path).select(F.trim("value").alias("id")).filter("id != ''")
+    cast = lines.selectExpr("id as raw", f"try_cast(id as {id_type}) as id")
+    bad = cast.filter("id is null").limit(3).collect()
+    if bad:
+        raise InputError(f"ids in {path} are not of the model's id type {id_type}: {bad[0].raw!r}")
+    return cast.select("id").distinct()
+
+
+def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the model, work out the seen pairs, write the top-K table."""
+    from pyspark.sql import functions as F
+
+    from walsspark.model import WALSModel, check_output_path, write_directory_atomically
+    from walsspark.recommend import recommend
+    from walsspark.session import get_or_create_session
+
+    if args.k < 1:
+        raise InputError(f"k must be >= 1, got {args.k}")
+    output = args.output or f"{args.model.rstrip('/')}-recommendations-{args.for_side}"
+    check_output_path(output, args.overwrite)
+    spark = get_or_create_session(master=args.master)
+    model = WALSModel.load(spark, args.model)
+    by_users = args.for_side == "users"
+    query, candidates = (
+        (model.user_factors, model.item_factors)
+        if by_users
+        else (model.item_factors, model.user_factors)
+    )
+    seen, source = None, "none (--include-seen)"
+    if not args.include_seen:
+        pairs, source = seen_pairs(spark, model, args)
+        query_col, cand_col = ("user", "item") if by_users else ("item", "user")
+        seen = pairs.select(F.col(query_col).alias("query"), F.col(cand_col).alias("candidate"))
+    unknown: list = []
+    unknown_count = 0
+    if args.ids:
+        id_type = query.schema["id"].dataType.simpleString()
+        wanted = _read_ids(spark, args.ids, id_type).cache()
+        missing = wanted.join(query.select("id"), "id", "left_anti")
+        unknown_count = missing.count()
+        unknown = [row["id"] for row in missing.orderBy("id").limit(5).collect()]
+        query = query.join(wanted, "id", "left_semi")
+    recommendations = recommend(spark, query, candidates, args.k, model.rank, seen=seen)
+
+    def write(staging: str) -> None:
+        if args.format == "parquet":
+            recommendations.write.parquet(staging)
+        else:
+            lines = recommendations.select(
+                F.concat_ws(
+                    ",",
+                    F.col("id").cast("string"),
+                    F.array_join(F.transform("recommendations", lambda r: r["id"]), ","),
+                ).alias("value")
+            )
+            lines.write.text(staging)
+
+    write_directory_atomically(output, args.overwrite, write)
+    written = spark.read.parquet(output).count() if args.format == "parquet" else None
+    return {
+        "output": os.path.abspath(output),
+        "for": args.for_side,
+        "k": args.k,
+        "seen": source,
+        "rows": written,
+        "unknown_ids": unknown_count,
+        "unknown_examples": unknown,
+        "examples": spark.read.parquet(output).orderBy("id").limit(3).collect()
+        if args.format == "parquet"
+        else [],
+    }
+
+
+def print_recommend_summary(summary: dict[str, Any]) -> None:
+    print(f"top-{summary['k']} for every {summary['for'][:-1]} written to {summary['output']}")
+    print(f"excluded seen pairs from: {summary['seen']}")
+    if summary["rows"] is not None:
+        print(f"{summary['rows']} rows")
+    if summary["unknown_ids"]:
+        print(
+            f"walsspark: warning: {summary['unknown_ids']} requested ids are not in the model "
+            "and got no recommendations "
+            f"(e.g. {', '.join(map(repr, summary['unknown_examples']))})",
+            file=sys.stderr,
+        )
+    for row in summary["examples"]:
+        items = ", ".join(f"{r['id']} ({r['score']:.3f})" for r in row["recommendations"][:5])
+        print(f"  {row['id']}: {items}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -286,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
+        if args.command == "recommend":
+            summary = run_recommend(args)
+            print_recommend_summary(summary)
         if args.command == "train":
             options = resolve_train_options(args)
             summary = run_train(options)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -163,14 +164,26 @@ def save_model(
             f"{path}/{METADATA_FILE}"
         )
         return
-    target = os.path.abspath(local_path(path))
-    check_output_path(target, overwrite)
-    staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def write(staging: str) -> None:
         user_factors.write.parquet(os.path.join(staging, "user_factors"))
         item_factors.write.parquet(os.path.join(staging, "item_factors"))
         with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+
+    write_directory_atomically(path, overwrite, write)
+
+
+def write_directory_atomically(path: str, overwrite: bool, write: Callable[[str], None]) -> None:
+    """Let ``write`` fill a staging directory, then rename it to ``path``.
+
+    A failure anywhere leaves ``path`` as it was and removes the staging directory.
+    """
+    target = os.path.abspath(local_path(path))
+    check_output_path(target, overwrite)
+    staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write(staging)
         if os.path.exists(target):
             shutil.rmtree(target)
         os.rename(staging, target)

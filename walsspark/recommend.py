@@ -1,0 +1,264 @@
+"""Batch top-K on Spark: the K best items for every user, or the K best users for every item.
+
+Both directions are one code path with the roles swapped: the *query* side (users for
+``--for users``, the TF estimator's ``project_row``) is scored against the *candidate* side.
+
+How it runs
+-----------
+1. Candidates are packed into C blocks (one row each: ids sorted, factors as float32 bytes).
+   C = 1 while the candidate factors fit in ``max_candidate_bytes``: the single block is
+   broadcast-joined to every query block, i.e. shipped once to every task. Beyond that, the
+   candidates are split by ``pmod(xxhash64(id), C)`` and every (query block, candidate
+   block) pair is scored; the partial top-Ks are merged per query block afterwards.
+2. Queries are packed into blocks the same way, each with the ids its queries already rated
+   (exclusion), so a task handles one query block against one candidate block with
+   :func:`walsspark.topk.top_k`: one matrix multiply per chunk of queries and
+   ``argpartition``, memory bounded by the chunk, not by the number of queries.
+3. Output: one row per query id with ``recommendations``, an array of {id, score} in
+   descending score order, ties broken by id.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from walsspark.factors import decode_array, decode_factors, encode_array, encode_factors
+from walsspark.topk import top_k
+
+# Candidate factors up to this size are shipped whole to every task (one candidate block).
+MAX_CANDIDATE_BYTES = 256 * 1024 * 1024
+
+
+def _arrow_type(spark_type: str) -> pa.DataType:
+    return pa.string() if spark_type == "string" else pa.int64()
+
+
+def _pack_candidates_fn(rank: int, id_type: pa.DataType):
+    def pack(table: pa.Table) -> pa.Table:
+        order = pc.sort_indices(table, sort_keys=[("id", "ascending")])
+        ordered = table.take(order)
+        factors = _features_matrix(ordered.column("features"), rank)
+        return pa.table(
+            {
+                "cblock": pa.array([ordered.column("cblock")[0].as_py()], pa.int32()),
+                "cand_ids": pa.ListArray.from_arrays(
+                    pa.array([0, ordered.num_rows], pa.int32()),
+                    ordered.column("id").combine_chunks().cast(id_type),
+                ),
+                "cand_factors": pa.array([encode_factors(factors)], pa.binary()),
+            }
+        )
+
+    return pack
+
+
+def _pack_queries_fn(rank: int, id_type: pa.DataType, cand_type: pa.DataType):
+    def pack(table: pa.Table) -> pa.Table:
+        factors = _features_matrix(table.column("features"), rank)
+        seen = table.column("seen").combine_chunks()
+        lengths = pc.fill_null(pc.list_value_length(seen), 0).to_numpy(zero_copy_only=False)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        seen_values = pc.list_flatten(seen).cast(cand_type)
+        return pa.table(
+            {
+                "qblock": pa.array([table.column("qblock")[0].as_py()], pa.int32()),
+                "query_ids": pa.ListArray.from_arrays(
+                    pa.array([0, table.num_rows], pa.int32()),
+                    table.column("id").combine_chunks().cast(id_type),
+                ),
+                "query_factors": pa.array([encode_factors(factors)], pa.binary()),
+                "seen_offsets": pa.array([encode_array(offsets, "<i8")], pa.binary()),
+                "seen_ids": pa.ListArray.from_arrays(
+                    pa.array([0, len(seen_values)], pa.int32()), seen_values
+                ),
+            }
+        )
+
+    return pack
+
+
+def _features_matrix(features: pa.ChunkedArray, rank: int) -> np.ndarray:
+    values = pc.list_flatten(features.combine_chunks()).to_numpy(zero_copy_only=False)
+    return values.astype(np.float32).reshape(-1, rank)
+
+
+def _score_pairs_fn(rank: int, k: int, id_type: pa.DataType, cand_type: pa.DataType):
+    """mapInArrow function: top-K of one query block against one candidate block."""
+
+    def score(batches):
+        for batch in batches:
+            for row in range(batch.num_rows):
+                yield _score_pair(batch.slice(row, 1), rank, k, id_type, cand_type)
+
+    return score
+
+
+def _score_pair(pair: pa.RecordBatch, rank, k, id_type, cand_type) -> pa.RecordBatch:
+    query_ids = pair.column("query_ids")[0].values
+    cand_ids = pair.column("cand_ids")[0].values
+    query = decode_factors(pair.column("query_factors")[0].as_py(), rank)
+    candidates = decode_factors(pair.column("cand_factors")[0].as_py(), rank)
+    seen_offsets = decode_array(pair.column("seen_offsets")[0].as_py(), "<i8")
+    seen_ids = pair.column("seen_ids")[0].values
+    # Seen ids that are candidates of this block, as indices into its (sorted) ids.
+    seen_index = pc.fill_null(pc.index_in(seen_ids, value_set=cand_ids), -1).to_numpy()
+    seen_rows = np.repeat(np.arange(len(query_ids)), np.diff(seen_offsets))
+    in_block = seen_index >= 0
+    seen_rows, seen_index = seen_rows[in_block], seen_index[in_block]
+    exclude_indptr = np.zeros(len(query_ids) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(seen_rows, minlength=len(query_ids)), out=exclude_indptr[1:])
+    # seen_rows is already ascending (rows in order), so the CSR columns are in place.
+    exclude_cols = seen_index.astype(np.int32)
+    indices, scores, counts = top_k(query, candidates, k, exclude_indptr, exclude_cols)
+    valid = indices >= 0
+    flat_index = indices[valid]
+    return pa.RecordBatch.from_pydict(
+        {
+            "qblock": pa.array(
+                np.full(len(query_ids), pair.column("qblock")[0].as_py()), pa.int32()
+            ),
+            "id": query_ids,
+            "rec_ids": pa.ListArray.from_arrays(
+                pa.array(_offsets(counts), pa.int32()), cand_ids.take(pa.array(flat_index))
+            ),
+            "rec_scores": pa.ListArray.from_arrays(
+                pa.array(_offsets(counts), pa.int32()), pa.array(scores[valid], pa.float32())
+            ),
+        }
+    )
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
+def _merge_fn(k: int):
+    """Merge the partial top-Ks of one query block (one per candidate block)."""
+
+    def merge(table: pa.Table) -> pa.Table:
+        ids = table.column("id").combine_chunks()
+        rec_ids = pc.list_flatten(table.column("rec_ids").combine_chunks())
+        rec_scores = pc.list_flatten(table.column("rec_scores").combine_chunks())
+        lengths = pc.list_value_length(table.column("rec_ids").combine_chunks()).to_numpy()
+        owner = np.repeat(np.arange(len(ids)), lengths)
+        # Group partial rows by query id, then order each query's candidates by
+        # (-score, id); id ranks make the tie-break work for string ids too.
+        _, query_rank = np.unique(ids.to_numpy(zero_copy_only=False), return_inverse=True)
+        _, cand_rank = np.unique(rec_ids.to_numpy(zero_copy_only=False), return_inverse=True)
+        scores = rec_scores.to_numpy(zero_copy_only=False)
+        order = np.lexsort((cand_rank, -scores, query_rank[owner]))
+        grouped_query = query_rank[owner][order]
+        position = np.arange(len(order)) - np.searchsorted(grouped_query, grouped_query)
+        chosen = order[position < k]
+        chosen_query = query_rank[owner][chosen]
+        first_row = np.unique(query_rank, return_index=True)[1]
+        counts = np.bincount(chosen_query, minlength=len(first_row))
+        offsets = pa.array(_offsets(counts), pa.int32())
+        return pa.table(
+            {
+                "id": ids.take(pa.array(first_row)),
+                "rec_ids": pa.ListArray.from_arrays(offsets, rec_ids.take(pa.array(chosen))),
+                "rec_scores": pa.ListArray.from_arrays(offsets, rec_scores.take(pa.array(chosen))),
+            }
+        )
+
+    return merge
+
+
+def recommend(
+    spark: SparkSession,
+    query_factors: DataFrame,
+    candidate_factors: DataFrame,
+    k: int,
+    rank: int,
+    seen: DataFrame | None = None,
+    num_query_blocks: int | None = None,
+    max_candidate_bytes: int = MAX_CANDIDATE_BYTES,
+) -> DataFrame:
+    """Top-K candidates for every query id.
+
+    Parameters
+    ----------
+    query_factors, candidate_factors : DataFrame
+        ``id``, ``features`` (array<float>) of the side asking and the side ranked.
+    k : int
+        Candidates per query (fewer when fewer remain after exclusion; no padding).
+    rank : int
+    seen : DataFrame, optional
+        ``query``, ``candidate`` pairs to exclude (the training ratings).
+    num_query_blocks : int, optional
+        Query blocks (tasks); default: Spark's shuffle partitions.
+    max_candidate_bytes : int
+        Candidate factors up to this size are shipped whole to every task; beyond it the
+        candidates are split into blocks and partial top-Ks are merged.
+
+    Returns
+    -------
+    DataFrame
+        ``id``, ``recommendations`` array<struct<id, score: float>>, descending score,
+        ties broken by id.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    query_type = query_factors.schema["id"].dataType.simpleString()
+    cand_type = candidate_factors.schema["id"].dataType.simpleString()
+    q_arrow, c_arrow = _arrow_type(query_type), _arrow_type(cand_type)
+    num_candidates = candidate_factors.count()
+    num_cand_blocks = max(1, math.ceil(num_candidates * rank * 4 / max_candidate_bytes))
+    if num_query_blocks is None:
+        num_query_blocks = int(spark.conf.get("spark.sql.shuffle.partitions", "2") or 2)
+
+    cand_blocks = (
+        candidate_factors.withColumn(
+            "cblock", F.pmod(F.xxhash64("id"), F.lit(num_cand_blocks)).cast("int")
+        )
+        .groupBy("cblock")
+        .applyInArrow(
+            _pack_candidates_fn(rank, c_arrow),
+            f"cblock int, cand_ids array<{cand_type}>, cand_factors binary",
+        )
+    )
+    queries = query_factors
+    if seen is not None:
+        seen_lists = seen.groupBy(F.col("query").alias("id")).agg(
+            F.collect_list("candidate").alias("seen")
+        )
+        queries = queries.join(seen_lists, "id", "left")
+    else:
+        queries = queries.withColumn("seen", F.lit(None).cast(f"array<{cand_type}>"))
+    query_blocks = (
+        queries.withColumn("qblock", F.pmod(F.xxhash64("id"), F.lit(num_query_blocks)).cast("int"))
+        .repartition(num_query_blocks, "qblock")
+        .groupBy("qblock")
+        .applyInArrow(
+            _pack_queries_fn(rank, q_arrow, c_arrow),
+            f"qblock int, query_ids array<{query_type}>, query_factors binary, "
+            f"seen_offsets binary, seen_ids array<{cand_type}>",
+        )
+    )
+    pairs = query_blocks.crossJoin(
+        F.broadcast(cand_blocks) if num_cand_blocks == 1 else cand_blocks
+    )
+    partial_schema = (
+        f"qblock int, id {query_type}, rec_ids array<{cand_type}>, rec_scores array<float>"
+    )
+    partial = pairs.mapInArrow(_score_pairs_fn(rank, k, q_arrow, c_arrow), partial_schema)
+    if num_cand_blocks > 1:
+        partial = partial.groupBy("qblock").applyInArrow(
+            _merge_fn(k), f"id {query_type}, rec_ids array<{cand_type}>, rec_scores array<float>"
+        )
+    return partial.select(
+        "id",
+        F.arrays_zip(F.col("rec_ids").alias("id"), F.col("rec_scores").alias("score")).alias(
+            "recommendations"
+        ),
+    )
