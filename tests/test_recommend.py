@@ -18,7 +18,7 @@ def factor_frame(spark, ids, factors, id_type):
 def brute_force(query, cand, cand_ids, k, seen):
     """Independent reference: full scores, sorted by (-score, id), seen removed."""
     result = {}
-    for qi, (qid, qf) in enumerate(query):
+    for qid, qf in query:
         scored = [
             (-float(np.dot(qf.astype(np.float32), cf.astype(np.float32))), cid)
             for cid, cf in zip(cand_ids, cand, strict=True)
