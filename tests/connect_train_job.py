@@ -1,4 +1,4 @@
-"""Train through a local Spark Connect session and print the factors as JSON.
+"""Train and recommend through a local Spark Connect session; print the results as JSON.
 
 Run as a subprocess by test_connect.py: a Connect server needs its own JVM, apart from
 the classic session of the other tests.
@@ -10,6 +10,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from walsspark.params import WALSParams
+from walsspark.recommend import recommend
 from walsspark.session import apply_runtime_settings
 from walsspark.train import fit
 
@@ -25,6 +26,12 @@ def main() -> None:
         "users": {str(r["id"]): list(r["features"]) for r in trained.user_factors().collect()},
         "items": {r["id"]: list(r["features"]) for r in trained.item_factors().collect()},
         "losses": [record.loss for record in trained.history],
+        "top3": {
+            str(r["id"]): [x["id"] for x in r["recommendations"]]
+            for r in recommend(
+                spark, trained.user_factors(), trained.item_factors(), 3, trained.params.rank
+            ).collect()
+        },
     }
     print("RESULT " + json.dumps(result))
     spark.stop()

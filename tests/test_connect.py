@@ -1,4 +1,5 @@
-"""Training through Spark Connect (as on Databricks serverless) gives the classic result."""
+"""Training and recommending through Spark Connect (as on Databricks serverless) give the
+classic results."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from walsspark.params import WALSParams
+from walsspark.recommend import recommend
 from walsspark.train import fit
 
 
@@ -47,3 +49,10 @@ def test_training_through_spark_connect_matches_classic(spark):
     for key, features in local_items.items():
         np.testing.assert_allclose(remote["items"][key], features, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(remote["losses"], [r.loss for r in trained.history], rtol=1e-6)
+    local_top3 = {
+        str(r["id"]): [x["id"] for x in r["recommendations"]]
+        for r in recommend(
+            spark, trained.user_factors(), trained.item_factors(), 3, params["rank"]
+        ).collect()
+    }
+    assert remote["top3"] == local_top3
