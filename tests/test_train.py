@@ -37,13 +37,7 @@ def ratings_frame(spark, rows, cols, values):
 
 
 def initial_items(spark, m: int, rank: int, seed: int) -> np.ndarray:
-    """The documented initialization: a function of xxhash64(seed, original id) only."""
-    ids = spark.createDataFrame([(item_id(j),) for j in range(m)], "id string")
-    hashes = {
-        row["id"]: row["h"]
-        for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h")).collect()
-    }
-    return initial_factors(np.array([hashes[item_id(j)] for j in range(m)]), rank)
+    return initial_items_of(spark, [item_id(j) for j in range(m)], rank, seed)
 
 
 def dense_factors(frame, ids, rank: int) -> np.ndarray:
@@ -121,5 +115,33 @@ def test_more_blocks_than_ids(spark):
     trained = fit(spark, ratings, params)
     assert sorted(row["id"] for row in trained.user_factors().collect()) == [1, 2, 3]
     assert sorted(row["id"] for row in trained.item_factors().collect()) == ["a", "b"]
-    losses = [record.loss for record in trained.history]
-    assert losses[1] <= losses[0]
+    # The loss must count every block's regularization even though most blocks are empty.
+    items = ["a", "b"]
+    targets, weights, observed = oracle.dense_problem(
+        np.array([0, 1, 2, 0]),
+        np.array([0, 0, 1, 1]),
+        np.array([5.0, 3.0, 4.0, 2.0]),
+        3,
+        2,
+        params.unobserved_weight,
+    )
+    _, _, history = oracle.train(
+        targets,
+        weights,
+        observed,
+        initial_items_of(spark, items, 2, params.seed),
+        params.sweeps,
+        params.regularization,
+        params.reg_exponent,
+    )
+    np.testing.assert_allclose([r.loss for r in trained.history], history, rtol=1e-5)
+
+
+def initial_items_of(spark, items: list[str], rank: int, seed: int) -> np.ndarray:
+    """Initial factors of the given item ids (xxhash64(seed, id), as documented)."""
+    ids = spark.createDataFrame([(i,) for i in items], "id string")
+    hashes = {
+        row["id"]: row["h"]
+        for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h")).collect()
+    }
+    return initial_factors(np.array([hashes[i] for i in items]), rank)

@@ -22,8 +22,8 @@ small next to the factors themselves, and it saves a driver round trip per half-
 The loss after a sweep needs no dense product: the item half-sweep's tasks hold, for every
 observed entry, both the user factors and the new item factors, so each item block
 computes ``sum_S [W (a - u.v)^2 - w0 (u.v)^2] + w0 tr(G_U G_block) + sum_j lambda_j |v_j|^2``
-over its entries and rows, block 0 adds the users' ``sum_i lambda_i |u_i|^2`` (received with
-the routes), and the driver adds up one number per block.
+over its entries and rows, plus the users' ``sum_i lambda_i |u_i|^2`` routed to it (each
+user block sends its sum on one route only), and the driver adds up one number per block.
 """
 
 from __future__ import annotations
@@ -143,6 +143,13 @@ def _solved_table(block_row: dict, factors: np.ndarray, loss: float, regularizat
         encode_factors(factors[indices[offsets[r] : offsets[r + 1]]]) for r in range(len(dst_pkeys))
     ]
     n_rows = len(routes) + 1
+    # The regularization sum rides on the first non-empty route only, so that the blocks
+    # of the other side, adding up what they receive, count it exactly once (a block with
+    # ratings always has a non-empty route: whoever rated its rows needs them).
+    route_regularization = [0.0] * len(routes)
+    non_empty = np.flatnonzero(np.diff(offsets) > 0)
+    if len(non_empty):
+        route_regularization[int(non_empty[0])] = regularization
     gram = encode_array(gramian(factors).ravel(), "<f8")
     return pa.table(
         {
@@ -152,7 +159,7 @@ def _solved_table(block_row: dict, factors: np.ndarray, loss: float, regularizat
             "factors": pa.array([encode_factors(factors), *routes], pa.binary()),
             "gram": pa.array([gram] * n_rows, pa.binary()),
             "loss": pa.array([loss] + [0.0] * len(routes), pa.float64()),
-            "regularization": pa.array([regularization] * n_rows, pa.float64()),
+            "regularization": pa.array([regularization, *route_regularization], pa.float64()),
         }
     )
 
@@ -216,15 +223,15 @@ def _solve_fn(rank: int, weights: ObjectiveWeights):
         fixed_gram = np.sum([decode_array(g, "<f8") for g in grams], axis=0).reshape(rank, rank)
         solution = solve_block(block, other, fixed_gram, weights)
         # This block's share of the loss after this half-sweep: observed part, unobserved
-        # part w0 tr(G_fixed G_block), its own regularization, and (block 0 only, so that it
-        # is counted once) the fixed side's regularization.
+        # part w0 tr(G_fixed G_block), its own regularization, and the share of the fixed
+        # side's regularization that was routed to it (each fixed block's sum reaches
+        # exactly one block of this side).
         loss = (
             solution.observed_loss
             + weights.unobserved_weight * float(np.sum(fixed_gram * gramian(solution.factors)))
             + solution.regularization_loss
+            + float(np.sum(routed.column("regularization").to_numpy()))
         )
-        if int(row["block"]) == 0:
-            loss += float(np.sum(routed.column("regularization").to_numpy()))
         return _solved_table(row, solution.factors, loss, solution.regularization_loss)
 
     return solve
@@ -299,7 +306,6 @@ def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedF
     item_weights = user_weights.swapped()
 
     item_blocks = initial_factor_blocks(items, rank)
-    user_blocks = item_blocks  # replaced in the first sweep
     history: list[SweepRecord] = []
     for sweep in range(1, params.sweeps + 1):
         sweep_start = time.perf_counter()
