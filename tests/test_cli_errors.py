@@ -111,6 +111,11 @@ def _output_not_empty(tmp: Path) -> list[str]:
     return good_csv()(tmp)
 
 
+def _overwrite_foreign_directory(tmp: Path) -> list[str]:
+    write(tmp / "model" / "keep.txt", "precious\n")
+    return [*good_csv()(tmp), "--overwrite"]
+
+
 def _output_is_file(tmp: Path) -> list[str]:
     write(tmp / "model", "a file\n")
     return good_csv()(tmp)
@@ -243,6 +248,11 @@ CASES = [
     Case("holdout negative", good_csv("--holdout-fraction", "-0.1"), ("holdout fraction",)),
     Case("holdout NaN", good_csv("--holdout-fraction", "nan"), ("holdout fraction", "nan")),
     Case(
+        "w0 and lambda both 0",
+        good_csv("--unobserved-weight", "0", "--regularization", "0"),
+        ("unobserved_weight and regularization cannot both be 0",),
+    ),
+    Case(
         "negative unobserved weight",
         good_csv("--unobserved-weight", "-0.1"),
         ("unobserved_weight", ">= 0", "-0.1"),
@@ -269,6 +279,11 @@ CASES = [
     ),
     # ------------------------------------------------------------ output location
     Case("output not empty", _output_not_empty, ("not empty", "--overwrite")),
+    Case(
+        "overwrite a directory walsspark did not write",
+        _overwrite_foreign_directory,
+        ("refusing to overwrite", "neither a walsspark model"),
+    ),
     Case("output is a file", _output_is_file, ("existing file",)),
     Case("output under a file", _output_under_file, ("cannot be created", "blocker", "is a file")),
     Case("output unwritable", _output_unwritable, ("no write permission",), permissions=True),

@@ -50,8 +50,17 @@ def check_output_path(path: str, overwrite: bool) -> None:
     target = local_path(path)
     if os.path.isfile(target):
         raise InputError(f"output path is an existing file: {path}")
-    if os.path.isdir(target) and os.listdir(target) and not overwrite:
-        raise InputError(f"output directory is not empty: {path} (pass --overwrite to replace it)")
+    if os.path.isdir(target) and os.listdir(target):
+        if not overwrite:
+            raise InputError(
+                f"output directory is not empty: {path} (pass --overwrite to replace it)"
+            )
+        if not _is_walsspark_output(target):
+            # --overwrite deletes the directory: never one that walsspark did not write.
+            raise InputError(
+                f"refusing to overwrite {path}: it is neither a walsspark model nor a "
+                "Spark output directory"
+            )
     parent = os.path.dirname(os.path.abspath(target)) or "."
     existing = parent
     while not os.path.exists(existing):
@@ -60,6 +69,17 @@ def check_output_path(path: str, overwrite: bool) -> None:
         raise InputError(f"output directory cannot be created ({existing} is a file): {path}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"output directory cannot be created (no write permission): {path}")
+
+
+def _is_walsspark_output(directory: str) -> bool:
+    """A model directory (tagged metadata.json) or a Spark output (``_SUCCESS`` marker)."""
+    if os.path.isfile(os.path.join(directory, "_SUCCESS")):
+        return True
+    try:
+        with open(os.path.join(directory, METADATA_FILE), encoding="utf-8") as handle:
+            return json.load(handle).get("format") == "walsspark-model"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @dataclass

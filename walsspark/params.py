@@ -75,6 +75,12 @@ class WALSParams:
                 f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, "
                 f"got {self.duplicates!r}"
             )
+        if self.unobserved_weight == 0 and self.regularization == 0:
+            # Then a row with fewer ratings than the rank has a singular normal equation.
+            raise InputError(
+                "unobserved_weight and regularization cannot both be 0 "
+                "(rows with fewer ratings than the rank would have no unique solution)"
+            )
         fraction = self.holdout_fraction
         if not isinstance(fraction, int | float) or not 0.0 <= fraction < 1.0:
             raise InputError(f"holdout fraction must be in [0, 1), got {fraction!r}")

@@ -265,8 +265,9 @@ def solve_block(
 ) -> BlockSolution:
     """Exactly minimize the objective over the rows of a block, the other side fixed.
 
-    Rows without observations get zero factors. Singular systems (w0 = 0 and lambda = 0
-    with fewer observations than the rank) are solved in the least-squares sense. Rows are
+    Rows without observations get zero factors. With w0 > 0 or lambda > 0 every system is
+    positive definite (``WALSParams`` rejects w0 = lambda = 0); an exactly singular one
+    falls back to the pseudo-inverse. Rows are
     assembled and solved :data:`ROWS_PER_SOLVE` at a time (in order of their length), which
     bounds the k x k work arrays whatever the block size.
 

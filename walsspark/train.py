@@ -29,6 +29,7 @@ user block sends its sum on one route only), and the driver adds up one number p
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -73,6 +74,7 @@ _SOLVED_ARROW_SCHEMA = pa.schema(
 # Ratings per block the default block count aims at: a block's CSR and padded work arrays
 # stay within a few hundred MB of task memory.
 TARGET_RATINGS_PER_BLOCK = 2_000_000
+MAX_DEFAULT_BLOCKS = 64
 
 
 @dataclass
@@ -112,21 +114,32 @@ class TrainedFactors:
 
 
 def default_num_blocks(spark: SparkSession, num_ratings: int) -> int:
-    """Blocks per side: at least one per core, more when blocks would grow too large."""
-    parallelism = _parallelism(spark)
+    """Blocks per side: one per core, more when blocks would outgrow their target size.
+
+    Capped at :data:`MAX_DEFAULT_BLOCKS`: routes grow with the product of the two block
+    counts (each carries a k x k Gramian), so hundreds of blocks cost more than they give.
+    """
     by_size = -(-num_ratings // TARGET_RATINGS_PER_BLOCK)
-    return max(1, parallelism, by_size)
+    return max(1, min(MAX_DEFAULT_BLOCKS, max(_parallelism(spark), by_size)))
 
 
 def _parallelism(spark: SparkSession) -> int:
-    for key in ("spark.default.parallelism", "spark.sql.shuffle.partitions"):
+    """Cores Spark runs tasks on: spark.default.parallelism, else a local master's count."""
+
+    def conf(key: str) -> str | None:
         try:
-            value = spark.conf.get(key, None)
+            return spark.conf.get(key, None)
         except Exception:  # noqa: BLE001 - not every key is readable on every runtime
-            value = None
-        if value and str(value).isdigit():
-            return int(value)
-    return 2
+            return None
+
+    value = conf("spark.default.parallelism")
+    if value and str(value).isdigit():
+        return int(value)
+    master = conf("spark.master") or ""
+    if master.startswith("local"):
+        inside = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
+        return int(inside) if inside.isdigit() else os.cpu_count() or 2
+    return 2 * (os.cpu_count() or 2)
 
 
 def _solved_table(block_row: dict, factors: np.ndarray, loss: float, regularization: float):
