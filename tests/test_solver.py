@@ -117,3 +117,37 @@ def test_initial_factors_depend_only_on_hash():
 def test_factor_encoding_round_trips():
     factors = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
     np.testing.assert_array_equal(decode_factors(encode_factors(factors), 4), factors)
+
+
+def test_rows_longer_than_a_chunk_are_accumulated_in_slices(monkeypatch):
+    # A chunk of 64 floats at rank 4 holds 16 entries: rows of 40 and 100 entries are long.
+    monkeypatch.setattr(solver, "MAX_CHUNK_FLOATS", 64)
+    rng = np.random.default_rng(9)
+    n, m, rank = 6, 120, 4
+    lengths = [3, 40, 1, 100, 16, 17]
+    rows = np.concatenate([np.full(k, i) for i, k in enumerate(lengths)])
+    cols = np.concatenate([rng.choice(m, k, replace=False) for k in lengths])
+    values = rng.normal(3, 1, len(rows))
+    items = rng.standard_normal((m, rank)).astype(np.float32)
+    solution = solve_block(
+        csr_of(rows, cols, values, n), items, gramian(items), ObjectiveWeights(0.1, 0.2, 1.0)
+    )
+    targets, w, observed = oracle.dense_problem(rows, cols, values, n, m, 0.1)
+    expected = oracle.row_update(targets, w, observed, items.astype(np.float64), 0.2, 1.0)
+    np.testing.assert_allclose(solution.factors, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_per_entry_confidences_weight_the_observations():
+    rows, cols, values, n, m = random_problem(6)
+    rank = 3
+    confidences = np.random.default_rng(7).uniform(0.5, 3.0, len(rows))
+    items = np.random.default_rng(8).standard_normal((m, rank)).astype(np.float32)
+    block = csr_of(rows, cols, values, n)
+    order = np.lexsort((cols, rows))
+    block = CsrBlock(block.indptr, block.cols, block.targets, confidences[order].astype(np.float32))
+    weights = ObjectiveWeights(0.2, 0.1, 0.0, row_weight=2.0, col_weight=0.5)
+    solution = solve_block(block, items, gramian(items), weights)
+    targets, w, observed = oracle.dense_problem(rows, cols, values, n, m, 0.2)
+    w[rows, cols] = 0.2 + 2.0 * 0.5 * confidences
+    expected = oracle.row_update(targets, w, observed, items.astype(np.float64), 0.1, 0.0)
+    np.testing.assert_allclose(solution.factors, expected, rtol=1e-4, atol=1e-5)

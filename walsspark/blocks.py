@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from walsspark.factors import encode_array
@@ -217,7 +217,6 @@ def build_side(
 
 
 def lay_out(
-    spark: SparkSession,
     ratings: DataFrame,
     num_user_blocks: int,
     num_item_blocks: int,

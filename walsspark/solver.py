@@ -203,7 +203,12 @@ def normal_equations(
     # and converting one cache-sized chunk at a time is much cheaper than the whole stack.
     observed_gram = np.empty((len(rows), k, k), dtype=np.float64)
     rhs = np.empty((len(rows), k), dtype=np.float64)
-    for positions in _length_buckets(counts):
+    long_rows = counts * k > MAX_CHUNK_FLOATS
+    for position in np.flatnonzero(long_rows):
+        observed_gram[position], rhs[position] = _long_row_equations(
+            block, other_padded[:-1], w_obs, w0, int(rows[position]), MAX_CHUNK_FLOATS // k
+        )
+    for positions in _length_buckets(np.where(long_rows, 0, counts)):
         length = int(counts[positions].max())
         step = max(1, MAX_CHUNK_FLOATS // (length * k))
         offsets = np.arange(length)
@@ -225,6 +230,26 @@ def normal_equations(
                 observed_gram[chunk] = gram
             rhs[chunk] = np.matmul((w * a)[:, None, :], factors)[:, 0, :]
     return NormalEquations(observed_gram, rhs)
+
+
+def _long_row_equations(
+    block: CsrBlock, other: np.ndarray, w_obs: np.ndarray, w0: np.float32, row: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """M and b of one row too long for a padded chunk, accumulated over slices of entries.
+
+    Keeps memory bounded by the chunk size for rows with millions of entries (a popular
+    item); such rows are few (at most nnz / step), so the loop over them is short.
+    """
+    k = other.shape[1]
+    gram = np.zeros((k, k), dtype=np.float64)
+    rhs = np.zeros(k, dtype=np.float64)
+    for first in range(int(block.indptr[row]), int(block.indptr[row + 1]), step):
+        entries = slice(first, min(first + step, int(block.indptr[row + 1])))
+        factors = other[block.cols[entries]]
+        w = w_obs[entries]
+        gram += factors.T @ (factors * (w - w0)[:, None])
+        rhs += factors.T @ (w * block.targets[entries])
+    return gram, rhs
 
 
 def solve_spd_batch(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -313,40 +338,6 @@ def solve_block(
     return BlockSolution(factors, observed, regularization)
 
 
-def solve_block_exact(
-    block: CsrBlock, other: np.ndarray, other_gramian: np.ndarray, weights: ObjectiveWeights
-) -> np.ndarray:
-    """The factors of :func:`solve_block` (float32, shape (n_rows, k))."""
-    return solve_block(block, other, other_gramian, weights).factors
-
-
 def _lstsq_stack(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Least-squares fallback for singular systems: the pseudo-inverse, batched."""
     return np.matmul(np.linalg.pinv(lhs), rhs[:, :, None])[:, :, 0]
-
-
-def block_loss_terms(
-    block: CsrBlock, solved: np.ndarray, other: np.ndarray, weights: ObjectiveWeights
-) -> tuple[float, float]:
-    """The block's share of the loss that needs no dense product.
-
-    Returns
-    -------
-    observed_term : float
-        sum_S [W_ij (a_ij - u_i.v_j)^2 - w0 (u_i.v_j)^2] over the block's entries; the
-        unobserved part then follows from w0 * tr(G_U G_V) over all rows and columns.
-    regularization_term : float
-        sum_i lambda_i |u_i|^2 over the block's rows.
-    """
-    rows = np.repeat(np.arange(block.n_rows), block.counts)
-    pred = np.einsum(
-        "ij,ij->i",
-        solved[rows].astype(np.float64),
-        other[block.cols].astype(np.float64),
-    )
-    w_obs = observed_weights(block, weights).astype(np.float64)
-    resid = block.targets.astype(np.float64) - pred
-    observed = float(np.sum(w_obs * resid**2 - weights.unobserved_weight * pred**2))
-    reg = row_regularization(block.counts, weights)
-    norms = np.einsum("ij,ij->i", solved.astype(np.float64), solved.astype(np.float64))
-    return observed, float(np.sum(reg * norms))

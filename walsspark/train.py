@@ -306,7 +306,7 @@ def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedF
     num_ratings = ratings.count()
     num_user_blocks = params.num_user_blocks or default_num_blocks(spark, num_ratings)
     num_item_blocks = params.num_item_blocks or default_num_blocks(spark, num_ratings)
-    users, items = lay_out(spark, ratings, num_user_blocks, num_item_blocks, params.seed)
+    users, items = lay_out(ratings, num_user_blocks, num_item_blocks, params.seed)
     log.info(
         "laid out %d ratings in %d user blocks and %d item blocks (%.1f s)",
         num_ratings,
