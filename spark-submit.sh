@@ -33,9 +33,14 @@ rm -f "$build/walsspark.zip"
 (cd "$here" && "$python" -m zipfile -c "$build/walsspark.zip" walsspark >/dev/null)
 
 export PYSPARK_PYTHON="$python"
+# Extra spark-submit options (e.g. --archives venv.tar.gz#environment --conf ...) come
+# from WALSSPARK_SUBMIT_ARGS; --load-spark-defaults keeps the cluster's own defaults too.
+read -r -a extra_args <<< "${WALSSPARK_SUBMIT_ARGS:-}"
 exec "$spark_home/bin/spark-submit" \
     --master "$master" \
     --properties-file "$here/conf/spark-defaults.conf" \
+    --load-spark-defaults \
+    ${extra_args[@]+"${extra_args[@]}"} \
     --conf "spark.pyspark.python=$python" \
     --driver-java-options "-Dlog4j2.configurationFile=file:$here/conf/log4j2.properties" \
     --py-files "$build/walsspark.zip" \

@@ -43,10 +43,10 @@ from pyspark.sql import functions as F
 from walsspark.factors import encode_array
 
 # One row per block: its ids in local-index order, their initial-factor hashes, the CSR of
-# its ratings, its needed list (int64 keys other_block << 32 | position among the other
-# ids of this block in id order; kept for inspection) and its outgoing routes: to the block
-# of the other side with partition key route_dst_pkeys[r] go the factors of local rows
-# route_indices[route_offsets[r]:route_offsets[r + 1]].
+# its ratings (columns index the block's needed list: the distinct (other block, other id)
+# pairs it rates, in that order; the list itself is implicit) and its outgoing routes: to
+# the block of the other side with partition key route_dst_pkeys[r] go the factors of local
+# rows route_indices[route_offsets[r]:route_offsets[r + 1]].
 BLOCK_FIELDS = (
     "block int, pkey int, n_rows int, nnz long, indptr binary, cols binary, targets binary, "
     "init_hashes binary, route_dst_pkeys binary, route_offsets binary, route_indices binary"

@@ -22,8 +22,8 @@ JAVA_HELP = (
 # OpenBLAS each were slower than two single-threaded tasks). Parallelism comes from tasks.
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-# Arrow batches carry whole blocks (one row per block with binary columns), so the record
-# count per batch stays small; the byte limit keeps one batch from holding many large blocks.
+# Arrow batches carry whole blocks (one row per block with binary columns): the record limit
+# matters only for row-per-id tables (factor rows, evaluation), where 10k rows is modest.
 ARROW_SETTINGS = {
     "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -48,13 +48,16 @@ def get_or_create_session(
     app_name : str
         Application name of a new session.
     remote : str, optional
-        Spark Connect URL (``sc://host:port`` or ``local[2]`` for a local Connect server).
+        Spark Connect URL (``sc://host:port`` or ``local[2]`` for a local Connect server);
+        default ``SPARK_REMOTE`` from the environment. No local Java is needed for a remote
+        server.
 
     Returns
     -------
     SparkSession
         A classic or a Spark Connect session.
     """
+    remote = remote or os.environ.get("SPARK_REMOTE") or None
     active = SparkSession.getActiveSession()
     if active is not None and remote is None:
         apply_runtime_settings(active)
