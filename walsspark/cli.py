@@ -343,15 +343,20 @@ def seen_pairs(spark, model, args) -> tuple[Any, str]:
 
 
 def _read_ids(spark, path: str, id_type: str):
-    if not os.path.exists(path):
-        raise InputError(f"ids file not found: {path}")
     from pyspark.sql import functions as F
+
+    from walsspark.model import is_local_path, local_path
+
+    if is_local_path(path) and not os.path.exists(local_path(path)):
+        raise InputError(f"ids file not found: {path}")
 
     lines = spark.read.text(path).select(F.trim("value").alias("id")).filter("id != ''")
     cast = lines.selectExpr("id as raw", f"try_cast(id as {id_type}) as id")
     bad = cast.filter("id is null").limit(3).collect()
     if bad:
         raise InputError(f"ids in {path} are not of the model's id type {id_type}: {bad[0].raw!r}")
+    if cast.limit(1).count() == 0:
+        raise InputError(f"no ids in {path} (one id per line expected)")
     return cast.select("id").distinct()
 
 
@@ -359,14 +364,39 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
     """Load the model, work out the seen pairs, write the top-K table."""
     from pyspark.sql import functions as F
 
-    from walsspark.model import WALSModel, check_output_path, write_directory_atomically
+    from walsspark.model import (
+        METADATA_FILE,
+        WALSModel,
+        check_output_path,
+        is_local_path,
+        local_path,
+        write_directory_atomically,
+    )
     from walsspark.recommend import recommend
     from walsspark.session import get_or_create_session
 
     if args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
     output = args.output or f"{args.model.rstrip('/')}-recommendations-{args.for_side}"
+    if is_local_path(output) and is_local_path(args.model):
+        # Refuse any existing path (even an empty directory) without --overwrite, and an
+        # output that contains or lies inside the model (--overwrite would delete it).
+        if os.path.lexists(local_path(output)) and not args.overwrite:
+            raise InputError(f"output path exists: {output} (pass --overwrite to replace it)")
+        target = os.path.realpath(local_path(output))
+        model_dir = os.path.realpath(local_path(args.model))
+        if os.path.commonpath([target, model_dir]) in (target, model_dir):
+            raise InputError(f"output path {output} overlaps the model directory {args.model}")
     check_output_path(output, args.overwrite)
+    # Local paths are checked before Spark starts, so its start-up chatter does not
+    # precede the error line (WALSModel.load and _read_ids check them again).
+    if is_local_path(args.model):
+        if not os.path.isdir(local_path(args.model)):
+            raise InputError(f"model directory not found: {args.model}")
+        if not os.path.isfile(os.path.join(local_path(args.model), METADATA_FILE)):
+            raise InputError(f"not a walsspark model (no {METADATA_FILE}): {args.model}")
+    if args.ids and is_local_path(args.ids) and not os.path.exists(local_path(args.ids)):
+        raise InputError(f"ids file not found: {args.ids}")
     spark = get_or_create_session(master=args.master)
     model = WALSModel.load(spark, args.model)
     by_users = args.for_side == "users"

@@ -31,8 +31,8 @@ The sum of outer products is the expensive part (nnz * k^2). Rows are grouped in
 similar length, each bucket padded to its longest row (at most 25% padding for rows of 4 or
 more entries with the geometric bucket bounds below, up to 50% for the shortest rows) and
 multiplied with one stacked ``np.matmul``, which calls a BLAS GEMM per row in C: no Python
-loop per row. Rows too long for one chunk are accumulated slice by slice. The k x k systems are solved with one batched LAPACK
-call (see :func:`solve_spd_batch`).
+loop per row. Rows too long for one chunk are accumulated slice by slice. The k x k
+systems are solved with one batched LAPACK call (see :func:`solve_spd_batch`).
 """
 
 from __future__ import annotations
