@@ -370,6 +370,7 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
         check_output_path,
         is_local_path,
         local_path,
+        spark_path,
         write_directory_atomically,
     )
     from walsspark.recommend import recommend
@@ -423,7 +424,7 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
 
     def write(staging: str) -> None:
         if args.format == "parquet":
-            recommendations.write.parquet(staging)
+            recommendations.write.parquet(spark_path(staging))
         else:
             lines = recommendations.select(
                 F.concat_ws(
@@ -432,10 +433,10 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
                     F.array_join(F.transform("recommendations", lambda r: r["id"]), ","),
                 ).alias("value")
             )
-            lines.write.text(staging)
+            lines.write.text(spark_path(staging))
 
     write_directory_atomically(output, args.overwrite, write)
-    written = spark.read.parquet(output).count() if args.format == "parquet" else None
+    written = spark.read.parquet(spark_path(output)).count() if args.format == "parquet" else None
     return {
         "output": os.path.abspath(output),
         "for": args.for_side,
@@ -444,7 +445,7 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
         "rows": written,
         "unknown_ids": unknown_count,
         "unknown_examples": unknown,
-        "examples": spark.read.parquet(output).orderBy("id").limit(3).collect()
+        "examples": spark.read.parquet(spark_path(output)).orderBy("id").limit(3).collect()
         if args.format == "parquet"
         else [],
     }

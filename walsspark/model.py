@@ -43,6 +43,20 @@ def local_path(path: str) -> str:
     return path
 
 
+def spark_path(path: str, *parts: str) -> str:
+    """The path Spark should use: local paths become ``file://`` URIs.
+
+    The driver checks and renames local paths with the file system API; Spark resolves a
+    path without a scheme against its default file system (HDFS on many clusters), so it
+    is told explicitly. Local paths therefore need a local master, or a shared file system
+    mounted at the same path on every node.
+    """
+    joined = "/".join([path.rstrip("/"), *parts]) if parts else path
+    if is_local_path(joined):
+        return "file://" + os.path.abspath(local_path(joined))
+    return joined
+
+
 def check_output_path(path: str, overwrite: bool) -> None:
     """Refuse an output path that already holds something, unless ``overwrite``."""
     if not is_local_path(path):
@@ -141,8 +155,8 @@ class WALSModel:
                     raise InputError(f"incomplete walsspark model (no {name}/): {path}")
         return cls(
             metadata=metadata,
-            user_factors=spark.read.parquet(f"{path}/user_factors"),
-            item_factors=spark.read.parquet(f"{path}/item_factors"),
+            user_factors=spark.read.parquet(spark_path(path, "user_factors")),
+            item_factors=spark.read.parquet(spark_path(path, "item_factors")),
         )
 
 
@@ -186,8 +200,8 @@ def save_model(
         return
 
     def write(staging: str) -> None:
-        user_factors.write.parquet(os.path.join(staging, "user_factors"))
-        item_factors.write.parquet(os.path.join(staging, "item_factors"))
+        user_factors.write.parquet(spark_path(staging, "user_factors"))
+        item_factors.write.parquet(spark_path(staging, "item_factors"))
         with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
 
