@@ -47,11 +47,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "output": None,
     "overwrite": False,
     "master": None,
+    "recommend_k": None,
+    "recommendations": None,
 }
 # Options that must be strings when they come from a config file (the rest are checked
 # by WALSParams.validate, or are booleans).
 STRING_OPTIONS = frozenset(
-    "input format user_col item_col rating_col timestamp_col duplicates output master".split()
+    "input format user_col item_col rating_col timestamp_col duplicates output master "
+    "recommendations".split()
 )
 
 
@@ -89,6 +92,15 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output", help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model")
     parser.add_argument("--master", help="Spark master for a new session (default local[*])")
+    parser.add_argument(
+        "--recommend-k",
+        dest="recommend_k",
+        type=int,
+        help="also write the top-K items per user and users per item after training",
+    )
+    parser.add_argument(
+        "--recommendations", help="where those go (default: OUTPUT-recommendations)"
+    )
     return parser
 
 
@@ -107,7 +119,120 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
     _recommend_parser(subparsers)
+    _project_parser(subparsers)
     return parser
+
+
+def _project_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "project",
+        help="fold in new users (or items): factors without retraining",
+        description="Solve factors for the rows of new ratings against the trained other "
+        "side with the training normal equation; optionally their top-K.",
+    )
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--input", required=True, help="ratings of the new users (or items)")
+    parser.add_argument(
+        "--for",
+        dest="for_side",
+        choices=("users", "items"),
+        default="users",
+        help="users: the input's users are new; items: its items are",
+    )
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--k", type=int, help="also write their top-K (rated ones excluded)")
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="input format")
+    parser.add_argument("--user-col", dest="user_col")
+    parser.add_argument("--item-col", dest="item_col")
+    parser.add_argument("--rating-col", dest="rating_col")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--master")
+    return parser
+
+
+def run_project(args: argparse.Namespace) -> dict[str, Any]:
+    """Read new ratings, project them, write ``factors/`` (and ``recommendations/``)."""
+    from pyspark.sql import functions as F
+
+    from walsspark.model import WALSModel, check_output_path, spark_path
+    from walsspark.model import write_directory_atomically as write_atomically
+    from walsspark.project import project
+    from walsspark.ratings_io import resolve_duplicates, validate_ratings
+    from walsspark.recommend import recommend
+    from walsspark.session import get_or_create_session
+
+    if args.k is not None and args.k < 1:
+        raise InputError(f"k must be >= 1, got {args.k}")
+    check_model_path(args.model)
+    check_output_path(args.output, args.overwrite)
+    spark = get_or_create_session(master=args.master)
+    model = WALSModel.load(spark, args.model)
+    data = model.metadata["data"]
+    options = {
+        "input": args.input,
+        "format": args.format,
+        "user_col": args.user_col or data["user_col"],
+        "item_col": args.item_col or data["item_col"],
+        "rating_col": args.rating_col or data["rating_col"],
+        "timestamp_col": None,
+    }
+    ratings = _read_input(spark, options)
+    validate_ratings(ratings)
+    policy = "mean" if model.params.duplicates == "last" else model.params.duplicates
+    ratings = resolve_duplicates(ratings.select("user", "item", "rating"), policy)
+    for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
+        actual = ratings.schema[column].dataType.simpleString()
+        if actual != expected:
+            raise InputError(
+                f"{column} ids in {args.input} are {actual} but the model's are {expected}"
+            )
+    by_users = args.for_side == "users"
+    row, other = ("user", "item") if by_users else ("item", "user")
+    fixed = model.item_factors if by_users else model.user_factors
+    weights = model.params.user_weights()
+    weights = weights if by_users else weights.swapped()
+    new = ratings.select(F.col(row).alias("row"), F.col(other).alias("other"), "rating").cache()
+    factors = project(new, fixed, model.rank, weights).cache()
+    tables = {"factors": factors}
+    if args.k is not None:
+        seen = new.select(F.col("row").alias("query"), F.col("other").alias("candidate"))
+        tables["recommendations"] = recommend(
+            spark, factors.select("id", "features"), fixed, args.k, model.rank, seen=seen
+        )
+
+    def write(staging: str) -> None:
+        for name, table in tables.items():
+            table.write.parquet(spark_path(staging, name))
+
+    write_atomically(args.output, args.overwrite, write)
+    written = spark.read.parquet(spark_path(args.output, "factors"))
+    summary = {
+        "output": os.path.abspath(args.output),
+        "for": args.for_side,
+        "rows": written.count(),
+        "without_known_ratings": written.filter("rated = 0").count(),
+        "examples": [],
+    }
+    if args.k is not None:
+        summary["examples"] = (
+            spark.read.parquet(spark_path(args.output, "recommendations"))
+            .orderBy("id")
+            .limit(3)
+            .collect()
+        )
+    return summary
+
+
+def print_project_summary(summary: dict[str, Any]) -> None:
+    what = summary["for"][:-1]
+    print(f"projected {summary['rows']} new {summary['for']} into {summary['output']}")
+    if summary["without_known_ratings"]:
+        print(
+            f"walsspark: warning: {summary['without_known_ratings']} new {summary['for']} rated "
+            "nothing the model knows and got zero factors",
+            file=sys.stderr,
+        )
+    _print_examples(summary["examples"], what)
 
 
 def _recommend_parser(subparsers) -> argparse.ArgumentParser:
@@ -230,6 +355,15 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
 
     params = params_from_options(options)
     check_output_path(options["output"], options["overwrite"])
+    recommendations_path = None
+    if options["recommend_k"] is not None:
+        k = options["recommend_k"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"recommend_k must be an integer >= 1, got {k!r}")
+        recommendations_path = options["recommendations"] or (
+            f"{options['output'].rstrip('/')}-recommendations"
+        )
+        check_output_path(recommendations_path, options["overwrite"])
     spark = get_or_create_session(master=options["master"])
     ratings = _read_input(spark, options)
     validate_ratings(ratings)
@@ -270,8 +404,63 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         "evaluation": _finite_or_none(evaluation),
     }
     save_model(options["output"], user_factors, item_factors, metadata, options["overwrite"])
+    summary = {"output": os.path.abspath(options["output"]), **metadata}
+    if recommendations_path is not None:
+        summary["recommendations"] = write_recommendation_tables(
+            spark,
+            user_factors,
+            item_factors,
+            train.select("user", "item"),
+            options["recommend_k"],
+            params.rank,
+            recommendations_path,
+            options["overwrite"],
+        )
     trained.release()
-    return {"output": os.path.abspath(options["output"]), **metadata}
+    return summary
+
+
+def write_recommendation_tables(
+    spark, user_factors, item_factors, pairs, k: int, rank: int, path: str, overwrite: bool
+) -> dict[str, Any]:
+    """Top-K items per user (``users/``) and users per item (``items/``), seen excluded."""
+    from pyspark.sql import functions as F
+
+    from walsspark.model import spark_path, write_directory_atomically
+    from walsspark.recommend import recommend
+
+    user_factors, item_factors = user_factors.cache(), item_factors.cache()
+    tables = {
+        "users": recommend(
+            spark,
+            user_factors,
+            item_factors,
+            k,
+            rank,
+            seen=pairs.select(F.col("user").alias("query"), F.col("item").alias("candidate")),
+        ),
+        "items": recommend(
+            spark,
+            item_factors,
+            user_factors,
+            k,
+            rank,
+            seen=pairs.select(F.col("item").alias("query"), F.col("user").alias("candidate")),
+        ),
+    }
+
+    def write(staging: str) -> None:
+        for name, table in tables.items():
+            table.write.parquet(spark_path(staging, name))
+
+    write_directory_atomically(path, overwrite, write)
+    examples = {
+        name: spark.read.parquet(spark_path(path, name)).orderBy("id").limit(3).collect()
+        for name in tables
+    }
+    user_factors.unpersist()
+    item_factors.unpersist()
+    return {"path": os.path.abspath(path), "k": k, "examples": examples}
 
 
 def _finite_or_none(metrics: dict | None) -> dict | None:
@@ -281,6 +470,12 @@ def _finite_or_none(metrics: dict | None) -> dict | None:
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in metrics.items()
     }
+
+
+def _print_examples(rows, what: str) -> None:
+    for row in rows:
+        best = ", ".join(f"{r['id']} ({r['score']:.2f})" for r in row["recommendations"][:5])
+        print(f"  {what} {row['id']}: {best}")
 
 
 def print_train_summary(summary: dict[str, Any]) -> None:
@@ -294,14 +489,20 @@ def print_train_summary(summary: dict[str, Any]) -> None:
     evaluation = summary["evaluation"]
     if evaluation is None:
         print("no holdout evaluation (holdout fraction 0)")
-        return
-    print(
-        f"holdout: {evaluation['count']} ratings scored, {evaluation['cold_count']} cold "
-        "(user or item unseen in training)"
-    )
-    for name in ("rmse", "mae", "rwse", "loss"):
-        value = evaluation[name]
-        print(f"  {name:5s} {value:.6g}" if value is not None else f"  {name:5s} n/a")
+    else:
+        print(
+            f"holdout: {evaluation['count']} ratings scored, {evaluation['cold_count']} cold "
+            "(user or item unseen in training)"
+        )
+        for name in ("rmse", "mae", "rwse", "loss"):
+            value = evaluation[name]
+            print(f"  {name:5s} {value:.6g}" if value is not None else f"  {name:5s} n/a")
+    recommendations = summary.get("recommendations")
+    if recommendations:
+        k = recommendations["k"]
+        print(f"top-{k} recommendations written to {recommendations['path']} (users/, items/)")
+        _print_examples(recommendations["examples"]["users"], "user")
+        _print_examples(recommendations["examples"]["items"], "item")
 
 
 def seen_pairs(spark, model, args) -> tuple[Any, str]:
@@ -360,12 +561,22 @@ def _read_ids(spark, path: str, id_type: str):
     return cast.select("id").distinct()
 
 
+def check_model_path(model: str) -> None:
+    """Stop early, before Spark starts, when a local model path is not a model."""
+    from walsspark.model import METADATA_FILE, is_local_path, local_path
+
+    if is_local_path(model):
+        if not os.path.isdir(local_path(model)):
+            raise InputError(f"model directory not found: {model}")
+        if not os.path.isfile(os.path.join(local_path(model), METADATA_FILE)):
+            raise InputError(f"not a walsspark model (no {METADATA_FILE}): {model}")
+
+
 def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
     """Load the model, work out the seen pairs, write the top-K table."""
     from pyspark.sql import functions as F
 
     from walsspark.model import (
-        METADATA_FILE,
         WALSModel,
         check_output_path,
         is_local_path,
@@ -391,11 +602,7 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
     check_output_path(output, args.overwrite)
     # Local paths are checked before Spark starts, so its start-up chatter does not
     # precede the error line (WALSModel.load and _read_ids check them again).
-    if is_local_path(args.model):
-        if not os.path.isdir(local_path(args.model)):
-            raise InputError(f"model directory not found: {args.model}")
-        if not os.path.isfile(os.path.join(local_path(args.model), METADATA_FILE)):
-            raise InputError(f"not a walsspark model (no {METADATA_FILE}): {args.model}")
+    check_model_path(args.model)
     if args.ids and is_local_path(args.ids) and not os.path.exists(local_path(args.ids)):
         raise InputError(f"ids file not found: {args.ids}")
     spark = get_or_create_session(master=args.master)
@@ -463,9 +670,7 @@ def print_recommend_summary(summary: dict[str, Any]) -> None:
             f"(e.g. {', '.join(map(repr, summary['unknown_examples']))})",
             file=sys.stderr,
         )
-    for row in summary["examples"]:
-        items = ", ".join(f"{r['id']} ({r['score']:.3f})" for r in row["recommendations"][:5])
-        print(f"  {row['id']}: {items}")
+    _print_examples(summary["examples"], summary["for"][:-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
+        if args.command == "project":
+            print_project_summary(run_project(args))
         if args.command == "recommend":
             summary = run_recommend(args)
             print_recommend_summary(summary)
