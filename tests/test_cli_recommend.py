@@ -13,6 +13,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -347,3 +348,19 @@ def test_output_inside_model_is_refused(model, capsys):
         err = capsys.readouterr().err
         assert err.startswith("walsspark: error: ") and err.count("\n") == 1, err
     assert snapshot(Path(model).parent) == before
+
+
+def test_block_pair_path_from_the_command_line_gives_the_same_answer(model, tmp_path):
+    shipped, pairs = tmp_path / "shipped", tmp_path / "pairs"
+    assert recommend(model, shipped, "--k", "3", "--include-seen") == 0
+    # A candidate side "too large to ship" (> 1e-6 MB) forces block pairs and merging.
+    assert recommend(model, pairs, "--k", "3", "--include-seen", "--max-candidate-mb", "1e-6") == 0
+    # Same ids in the same order; scores agree to float32 rounding (the GEMMs differ).
+    got, expected = read_recs(pairs), read_recs(shipped)
+    assert {u: [i for i, _ in recs] for u, recs in got.items()} == {
+        u: [i for i, _ in recs] for u, recs in expected.items()
+    }
+    for user, recs in got.items():
+        np.testing.assert_allclose(
+            [score for _, score in recs], [score for _, score in expected[user]], rtol=1e-5
+        )

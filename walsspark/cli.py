@@ -260,6 +260,14 @@ def _recommend_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--ids", help="text file with one query id per line (default: all)")
     parser.add_argument("--output", help="output directory (default: MODEL-recommendations-FOR)")
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--max-candidate-mb",
+        dest="max_candidate_mb",
+        type=float,
+        default=256.0,
+        help="ship the ranked side whole to every task up to this size; beyond it, score "
+        "block pairs and merge partial top-Ks",
+    )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--master")
     return parser
@@ -589,6 +597,8 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
+    if not args.max_candidate_mb > 0:
+        raise InputError(f"max candidate size must be > 0 MB, got {args.max_candidate_mb}")
     output = args.output or f"{args.model.rstrip('/')}-recommendations-{args.for_side}"
     if is_local_path(output) and is_local_path(args.model):
         # Refuse any existing path (even an empty directory) without --overwrite, and an
@@ -627,7 +637,15 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
         unknown_count = missing.count()
         unknown = [row["id"] for row in missing.orderBy("id").limit(5).collect()]
         query = query.join(wanted, "id", "left_semi")
-    recommendations = recommend(spark, query, candidates, args.k, model.rank, seen=seen)
+    recommendations = recommend(
+        spark,
+        query,
+        candidates,
+        args.k,
+        model.rank,
+        seen=seen,
+        max_candidate_bytes=int(args.max_candidate_mb * 1024 * 1024),
+    )
 
     def write(staging: str) -> None:
         if args.format == "parquet":
