@@ -59,19 +59,25 @@ def _pack_candidates_fn(rank: int, id_type: pa.DataType):
 
 
 def _pack_queries_fn(rank: int, id_type: pa.DataType, cand_type: pa.DataType):
-    def pack(table: pa.Table) -> pa.Table:
-        factors = _features_matrix(table.column("features"), rank)
-        seen = table.column("seen").combine_chunks()
-        lengths = pc.fill_null(pc.list_value_length(seen), 0).to_numpy(zero_copy_only=False)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        seen_values = pc.list_flatten(seen).cast(cand_type)
+    """Cogroup function: one query block, with the candidates each query already rated."""
+
+    def pack(queries: pa.Table, seen: pa.Table) -> pa.Table:
+        if queries.num_rows == 0:  # seen pairs of queries that are not asked for
+            return _empty_query_block(id_type, cand_type)
+        query_ids = queries.column("id").combine_chunks().cast(id_type)
+        factors = _features_matrix(queries.column("features"), rank)
+        row = pc.fill_null(pc.index_in(seen.column("query"), value_set=query_ids), -1)
+        row = row.to_numpy(zero_copy_only=False)
+        keep = np.flatnonzero(row >= 0)
+        order = keep[np.argsort(row[keep], kind="stable")]
+        offsets = np.zeros(len(query_ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row[keep], minlength=len(query_ids)), out=offsets[1:])
+        seen_values = seen.column("candidate").combine_chunks().cast(cand_type).take(order)
         return pa.table(
             {
-                "qblock": pa.array([table.column("qblock")[0].as_py()], pa.int32()),
+                "qblock": pa.array([queries.column("qblock")[0].as_py()], pa.int32()),
                 "query_ids": pa.ListArray.from_arrays(
-                    pa.array([0, table.num_rows], pa.int32()),
-                    table.column("id").combine_chunks().cast(id_type),
+                    pa.array([0, len(query_ids)], pa.int32()), query_ids
                 ),
                 "query_factors": pa.array([encode_factors(factors)], pa.binary()),
                 "seen_offsets": pa.array([encode_array(offsets, "<i8")], pa.binary()),
@@ -82,6 +88,18 @@ def _pack_queries_fn(rank: int, id_type: pa.DataType, cand_type: pa.DataType):
         )
 
     return pack
+
+
+def _empty_query_block(id_type: pa.DataType, cand_type: pa.DataType) -> pa.Table:
+    return pa.table(
+        {
+            "qblock": pa.array([], pa.int32()),
+            "query_ids": pa.array([], pa.list_(id_type)),
+            "query_factors": pa.array([], pa.binary()),
+            "seen_offsets": pa.array([], pa.binary()),
+            "seen_ids": pa.array([], pa.list_(cand_type)),
+        }
+    )
 
 
 def _features_matrix(features: pa.ChunkedArray, rank: int) -> np.ndarray:
@@ -227,18 +245,20 @@ def recommend(
             f"cblock int, cand_ids array<{cand_type}>, cand_factors binary",
         )
     )
-    queries = query_factors
-    if seen is not None:
-        seen_lists = seen.groupBy(F.col("query").alias("id")).agg(
-            F.collect_list("candidate").alias("seen")
+
+    def by_query_block(frame: DataFrame, id_column: str) -> DataFrame:
+        qblock = F.pmod(F.xxhash64(id_column), F.lit(num_query_blocks)).cast("int")
+        return frame.withColumn("qblock", qblock).repartition(num_query_blocks, "qblock")
+
+    if seen is None:
+        seen = query_factors.sparkSession.createDataFrame(
+            [], f"query {query_type}, candidate {cand_type}"
         )
-        queries = queries.join(seen_lists, "id", "left")
-    else:
-        queries = queries.withColumn("seen", F.lit(None).cast(f"array<{cand_type}>"))
+    # Queries and their seen pairs meet by query block: no per-query lists, no join.
     query_blocks = (
-        queries.withColumn("qblock", F.pmod(F.xxhash64("id"), F.lit(num_query_blocks)).cast("int"))
-        .repartition(num_query_blocks, "qblock")
+        by_query_block(query_factors, "id")
         .groupBy("qblock")
+        .cogroup(by_query_block(seen.select("query", "candidate"), "query").groupBy("qblock"))
         .applyInArrow(
             _pack_queries_fn(rank, q_arrow, c_arrow),
             f"qblock int, query_ids array<{query_type}>, query_factors binary, "
