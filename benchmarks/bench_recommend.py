@@ -55,6 +55,7 @@ from bench_train import (  # noqa: E402 - needs the path above; also puts the re
     DEFAULT_REG,
     ForeignCpuMonitor,
     _median,
+    contention_warning,
     mllib_blas,
     release,
     resolve_data,
@@ -593,18 +594,9 @@ def format_report(result: dict) -> str:
         f"({floor['gflop'] / floor['gemm_seconds']:.0f} GFLOP/s); walsspark.topk.top_k all "
         f"users {floor['topk_users_seconds']:.3f} s, all items {floor['topk_items_seconds']:.3f} s",
     ]
-    contended = [
-        f"{LABELS[key]} run {i + 1} ({r['foreign_cpu_seconds']:.1f} CPU s)"
-        for key, _, _, _ in METHODS
-        for i, r in enumerate(result["runs"][key])
-        if r.get("foreign_cpu_seconds", 0.0) > max(0.5, 0.05 * r["seconds"])
-    ]
-    if contended:
-        lines += [
-            "",
-            "WARNING: other processes used CPU during timed runs: " + ", ".join(contended),
-            "  timings may be contaminated; rerun on a quiet machine.",
-        ]
+    lines += contention_warning(
+        {LABELS[key]: result["runs"][key] for key, _, _, _ in METHODS}, min_seconds=0.5
+    )
     return "\n".join(lines)
 
 

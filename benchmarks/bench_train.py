@@ -466,19 +466,27 @@ def format_report(result: dict) -> str:
         f"  loss after sweep 1 / last: {last['history'][0]['loss']:.6g} / "
         f"{last['history'][-1]['loss']:.6g}",
     ]
-    contended = [
-        f"{method} run {i + 1} ({r['foreign_cpu_seconds']:.1f} CPU s)"
-        for method in ("mllib", "walsspark")
-        for i, r in enumerate(result["runs"][method])
-        if r.get("foreign_cpu_seconds", 0.0) > max(1.0, 0.05 * r["seconds"])
-    ]
-    if contended:
-        lines += [
-            "",
-            "WARNING: other processes used CPU during timed runs: " + ", ".join(contended),
-            "  timings may be contaminated; rerun on a quiet machine.",
-        ]
+    lines += contention_warning(
+        {method: result["runs"][method] for method in ("mllib", "walsspark")}, min_seconds=1.0
+    )
     return "\n".join(lines)
+
+
+def contention_warning(runs_by_label: dict[str, list[dict]], min_seconds: float) -> list[str]:
+    """Warning lines for timed runs during which other processes used noticeable CPU."""
+    contended = [
+        f"{label} run {i + 1} ({r['foreign_cpu_seconds']:.1f} CPU s)"
+        for label, runs in runs_by_label.items()
+        for i, r in enumerate(runs)
+        if r.get("foreign_cpu_seconds", 0.0) > max(min_seconds, 0.05 * r["seconds"])
+    ]
+    if not contended:
+        return []
+    return [
+        "",
+        "WARNING: other processes used CPU during timed runs: " + ", ".join(contended),
+        "  timings may be contaminated; rerun on a quiet machine.",
+    ]
 
 
 # --------------------------------------------------------------------------------------
