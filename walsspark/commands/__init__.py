@@ -1,0 +1,1 @@
+"""What each walsspark subcommand does once its arguments are parsed and checked."""

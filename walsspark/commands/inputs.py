@@ -1,0 +1,51 @@
+"""Inputs shared by the subcommands: ratings, model paths, printed examples."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from walsspark.errors import InputError
+from walsspark.options import SYNTHETIC_INPUT
+
+
+def read_input(spark, options: dict[str, Any]):
+    from walsspark.ratings_io import read_ratings
+
+    if options["input"] == SYNTHETIC_INPUT:
+        from walsspark.synthetic import DEFAULT_SIZE, synthetic_ratings
+
+        table = synthetic_ratings(**DEFAULT_SIZE)
+        frame = spark.createDataFrame(table.to_pandas())
+        return frame.selectExpr(
+            "user_id as user",
+            "item_id as item",
+            "cast(rating as double) as rating",
+            "timestamp",
+        )
+    return read_ratings(
+        spark,
+        options["input"],
+        fmt=options["format"],
+        user_col=options["user_col"],
+        item_col=options["item_col"],
+        rating_col=options["rating_col"],
+        timestamp_col=options["timestamp_col"],
+    )
+
+
+def check_model_path(model: str) -> None:
+    """Stop early, before Spark starts, when a local model path is not a model."""
+    from walsspark.model import METADATA_FILE, is_local_path, local_path
+
+    if is_local_path(model):
+        if not os.path.isdir(local_path(model)):
+            raise InputError(f"model directory not found: {model}")
+        if not os.path.isfile(os.path.join(local_path(model), METADATA_FILE)):
+            raise InputError(f"not a walsspark model (no {METADATA_FILE}): {model}")
+
+
+def print_examples(rows, what: str) -> None:
+    for row in rows:
+        best = ", ".join(f"{r['id']} ({r['score']:.2f})" for r in row["recommendations"][:5])
+        print(f"  {what} {row['id']}: {best}")

@@ -1,0 +1,96 @@
+"""`walsspark project`: fold-in of new users or items."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from walsspark.commands.inputs import check_model_path, print_examples, read_input
+from walsspark.errors import InputError
+
+
+def run_project(args: argparse.Namespace) -> dict[str, Any]:
+    """Read new ratings, project them, write ``factors/`` (and ``recommendations/``)."""
+    from pyspark.sql import functions as F
+
+    from walsspark.model import WALSModel, check_output_path, spark_path
+    from walsspark.model import write_directory_atomically as write_atomically
+    from walsspark.project import project
+    from walsspark.ratings_io import resolve_duplicates, validate_ratings
+    from walsspark.recommend import recommend
+    from walsspark.session import get_or_create_session
+
+    if args.k is not None and args.k < 1:
+        raise InputError(f"k must be >= 1, got {args.k}")
+    check_model_path(args.model)
+    check_output_path(args.output, args.overwrite)
+    spark = get_or_create_session(master=args.master)
+    model = WALSModel.load(spark, args.model)
+    data = model.metadata["data"]
+    options = {
+        "input": args.input,
+        "format": args.format,
+        "user_col": args.user_col or data["user_col"],
+        "item_col": args.item_col or data["item_col"],
+        "rating_col": args.rating_col or data["rating_col"],
+        "timestamp_col": None,
+    }
+    ratings = read_input(spark, options)
+    validate_ratings(ratings)
+    policy = "mean" if model.params.duplicates == "last" else model.params.duplicates
+    ratings = resolve_duplicates(ratings.select("user", "item", "rating"), policy)
+    for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
+        actual = ratings.schema[column].dataType.simpleString()
+        if actual != expected:
+            raise InputError(
+                f"{column} ids in {args.input} are {actual} but the model's are {expected}"
+            )
+    by_users = args.for_side == "users"
+    row, other = ("user", "item") if by_users else ("item", "user")
+    fixed = model.item_factors if by_users else model.user_factors
+    weights = model.params.user_weights()
+    weights = weights if by_users else weights.swapped()
+    new = ratings.select(F.col(row).alias("row"), F.col(other).alias("other"), "rating").cache()
+    factors = project(new, fixed, model.rank, weights).cache()
+    tables = {"factors": factors}
+    if args.k is not None:
+        seen = new.select(F.col("row").alias("query"), F.col("other").alias("candidate"))
+        tables["recommendations"] = recommend(
+            spark, factors.select("id", "features"), fixed, args.k, model.rank, seen=seen
+        )
+
+    def write(staging: str) -> None:
+        for name, table in tables.items():
+            table.write.parquet(spark_path(staging, name))
+
+    write_atomically(args.output, args.overwrite, write)
+    written = spark.read.parquet(spark_path(args.output, "factors"))
+    summary = {
+        "output": os.path.abspath(args.output),
+        "for": args.for_side,
+        "rows": written.count(),
+        "without_known_ratings": written.filter("rated = 0").count(),
+        "examples": [],
+    }
+    if args.k is not None:
+        summary["examples"] = (
+            spark.read.parquet(spark_path(args.output, "recommendations"))
+            .orderBy("id")
+            .limit(3)
+            .collect()
+        )
+    return summary
+
+
+def print_project_summary(summary: dict[str, Any]) -> None:
+    what = summary["for"][:-1]
+    print(f"projected {summary['rows']} new {summary['for']} into {summary['output']}")
+    if summary["without_known_ratings"]:
+        print(
+            f"walsspark: warning: {summary['without_known_ratings']} new {summary['for']} rated "
+            "nothing the model knows and got zero factors",
+            file=sys.stderr,
+        )
+    print_examples(summary["examples"], what)

@@ -1,0 +1,173 @@
+"""`walsspark train`: read, validate, train, evaluate, save (and recommend)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any
+
+from walsspark.commands.inputs import print_examples, read_input
+from walsspark.errors import InputError
+from walsspark.params import WALSParams
+
+log = logging.getLogger("walsspark")
+
+
+def params_from_options(options: dict[str, Any]) -> WALSParams:
+    return WALSParams.from_dict(options).validate()
+
+
+def run_train(options: dict[str, Any]) -> dict[str, Any]:
+    """Read, validate, train, evaluate and save; return a summary."""
+    from walsspark.evaluate import holdout_metrics
+    from walsspark.model import check_output_path, save_model
+    from walsspark.ratings_io import resolve_duplicates, split_holdout, validate_ratings
+    from walsspark.session import get_or_create_session
+    from walsspark.train import fit
+
+    params = params_from_options(options)
+    check_output_path(options["output"], options["overwrite"])
+    recommendations_path = None
+    if options["recommend_k"] is not None:
+        k = options["recommend_k"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"recommend_k must be an integer >= 1, got {k!r}")
+        recommendations_path = options["recommendations"] or (
+            f"{options['output'].rstrip('/')}-recommendations"
+        )
+        check_output_path(recommendations_path, options["overwrite"])
+    spark = get_or_create_session(master=options["master"])
+    ratings = read_input(spark, options)
+    validate_ratings(ratings)
+    ratings = resolve_duplicates(ratings, params.duplicates)
+    ratings = ratings.select("user", "item", "rating").cache()
+    train, holdout = split_holdout(ratings, params.holdout_fraction, params.seed)
+    train = train.cache()
+    if train.limit(1).count() == 0:
+        raise InputError("no ratings left for training after the holdout split")
+
+    trained = fit(spark, train, params)
+    user_factors, item_factors = trained.user_factors(), trained.item_factors()
+    evaluation = None
+    if params.holdout_fraction > 0:
+        start = time.perf_counter()
+        evaluation = holdout_metrics(user_factors, item_factors, holdout, params)
+        log.info("evaluated the holdout in %.1f s", time.perf_counter() - start)
+    metadata = {
+        "params": params.to_dict(),
+        "data": {
+            "input": options["input"],
+            "format": options["format"],
+            "user_col": options["user_col"],
+            "item_col": options["item_col"],
+            "rating_col": options["rating_col"],
+            "timestamp_col": options["timestamp_col"],
+            "user_id_type": trained.users.id_type,
+            "item_id_type": trained.items.id_type,
+            "num_train_ratings": trained.num_ratings,
+            "num_user_blocks": trained.users.num_blocks,
+            "num_item_blocks": trained.items.num_blocks,
+        },
+        "history": [
+            {"sweep": r.sweep, "loss": r.loss, "seconds": round(r.seconds, 3)}
+            for r in trained.history
+        ],
+        "fit_seconds": round(trained.fit_seconds, 3),
+        "evaluation": finite_or_none(evaluation),
+    }
+    save_model(options["output"], user_factors, item_factors, metadata, options["overwrite"])
+    summary = {"output": os.path.abspath(options["output"]), **metadata}
+    if recommendations_path is not None:
+        summary["recommendations"] = write_recommendation_tables(
+            spark,
+            user_factors,
+            item_factors,
+            train.select("user", "item"),
+            options["recommend_k"],
+            params.rank,
+            recommendations_path,
+            options["overwrite"],
+        )
+    trained.release()
+    return summary
+
+
+def write_recommendation_tables(
+    spark, user_factors, item_factors, pairs, k: int, rank: int, path: str, overwrite: bool
+) -> dict[str, Any]:
+    """Top-K items per user (``users/``) and users per item (``items/``), seen excluded."""
+    from pyspark.sql import functions as F
+
+    from walsspark.model import spark_path, write_directory_atomically
+    from walsspark.recommend import recommend
+
+    user_factors, item_factors = user_factors.cache(), item_factors.cache()
+    tables = {
+        "users": recommend(
+            spark,
+            user_factors,
+            item_factors,
+            k,
+            rank,
+            seen=pairs.select(F.col("user").alias("query"), F.col("item").alias("candidate")),
+        ),
+        "items": recommend(
+            spark,
+            item_factors,
+            user_factors,
+            k,
+            rank,
+            seen=pairs.select(F.col("item").alias("query"), F.col("user").alias("candidate")),
+        ),
+    }
+
+    def write(staging: str) -> None:
+        for name, table in tables.items():
+            table.write.parquet(spark_path(staging, name))
+
+    write_directory_atomically(path, overwrite, write)
+    examples = {
+        name: spark.read.parquet(spark_path(path, name)).orderBy("id").limit(3).collect()
+        for name in tables
+    }
+    user_factors.unpersist()
+    item_factors.unpersist()
+    return {"path": os.path.abspath(path), "k": k, "examples": examples}
+
+
+def finite_or_none(metrics: dict | None) -> dict | None:
+    if metrics is None:
+        return None
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
+
+
+def print_train_summary(summary: dict[str, Any]) -> None:
+    history = summary["history"]
+    print(f"model written to {summary['output']}")
+    print(
+        f"trained {summary['data']['num_train_ratings']} ratings, "
+        f"rank {summary['params']['rank']}, {len(history)} sweeps in "
+        f"{summary['fit_seconds']:.1f} s; final loss {history[-1]['loss']:.6g}"
+    )
+    evaluation = summary["evaluation"]
+    if evaluation is None:
+        print("no holdout evaluation (holdout fraction 0)")
+    else:
+        print(
+            f"holdout: {evaluation['count']} ratings scored, {evaluation['cold_count']} cold "
+            "(user or item unseen in training)"
+        )
+        for name in ("rmse", "mae", "rwse", "loss"):
+            value = evaluation[name]
+            print(f"  {name:5s} {value:.6g}" if value is not None else f"  {name:5s} n/a")
+    recommendations = summary.get("recommendations")
+    if recommendations:
+        k = recommendations["k"]
+        print(f"top-{k} recommendations written to {recommendations['path']} (users/, items/)")
+        print_examples(recommendations["examples"]["users"], "user")
+        print_examples(recommendations["examples"]["items"], "item")
