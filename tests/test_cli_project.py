@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import oracle
 import pytest
@@ -56,6 +58,8 @@ def model(spark, tmp_path_factory):
         "4",
     ]
     assert main(args) == 0
+    data = json.loads((path / "metadata.json").read_text())["data"]
+    assert (data["num_users"], data["num_items"]) == (4, 4)
     return path
 
 

@@ -82,6 +82,10 @@ class SideLayout:
     pkeys: list[int]
     id_type: str
 
+    def num_ids(self) -> int:
+        """Number of distinct ids on this side (from the cached blocks)."""
+        return int(self.rating_blocks.agg(F.sum("n_rows")).collect()[0][0] or 0)
+
     def release(self) -> None:
         """Drop the cached rating blocks (the side cannot be trained or exported after)."""
         self.rating_blocks.unpersist()

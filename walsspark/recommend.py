@@ -58,6 +58,18 @@ def _pack_candidates_fn(rank: int, id_type: pa.DataType):
     return pack
 
 
+def _pack_all_candidates_fn(rank: int, id_type: pa.DataType):
+    """mapInArrow function over one partition: all its candidates as one block."""
+    pack = _pack_candidates_fn(rank, id_type)
+
+    def pack_all(batches):
+        batches = [batch for batch in batches if batch.num_rows]
+        if batches:
+            yield from pack(pa.Table.from_batches(batches)).to_batches()
+
+    return pack_all
+
+
 def _pack_queries_fn(rank: int, id_type: pa.DataType, cand_type: pa.DataType):
     """Cogroup function: one query block, with the candidates each query already rated."""
 
@@ -201,6 +213,7 @@ def recommend(
     seen: DataFrame | None = None,
     num_query_blocks: int | None = None,
     max_candidate_bytes: int = MAX_CANDIDATE_BYTES,
+    num_candidates: int | None = None,
 ) -> DataFrame:
     """Top-K candidates for every query id.
 
@@ -218,6 +231,9 @@ def recommend(
     max_candidate_bytes : int
         Candidate factors up to this size are shipped whole to every task; beyond it the
         candidates are split into blocks and partial top-Ks are merged.
+    num_candidates : int, optional
+        Number of candidate ids when known (e.g. from the model's metadata); counted
+        otherwise, which costs a Spark job.
 
     Returns
     -------
@@ -230,21 +246,28 @@ def recommend(
     query_type = query_factors.schema["id"].dataType.simpleString()
     cand_type = candidate_factors.schema["id"].dataType.simpleString()
     q_arrow, c_arrow = _arrow_type(query_type), _arrow_type(cand_type)
-    num_candidates = candidate_factors.count()
+    if num_candidates is None:
+        num_candidates = candidate_factors.count()
     num_cand_blocks = max(1, math.ceil(num_candidates * rank * 4 / max_candidate_bytes))
     if num_query_blocks is None:
         num_query_blocks = int(spark.conf.get("spark.sql.shuffle.partitions", "2") or 2)
 
-    cand_blocks = (
-        candidate_factors.withColumn(
-            "cblock", F.pmod(F.xxhash64("id"), F.lit(num_cand_blocks)).cast("int")
+    cand_schema = f"cblock int, cand_ids array<{cand_type}>, cand_factors binary"
+    if num_cand_blocks == 1:
+        # One block: a single task packs all candidates, no shuffle.
+        cand_blocks = (
+            candidate_factors.withColumn("cblock", F.lit(0))
+            .coalesce(1)
+            .mapInArrow(_pack_all_candidates_fn(rank, c_arrow), cand_schema)
         )
-        .groupBy("cblock")
-        .applyInArrow(
-            _pack_candidates_fn(rank, c_arrow),
-            f"cblock int, cand_ids array<{cand_type}>, cand_factors binary",
+    else:
+        cand_blocks = (
+            candidate_factors.withColumn(
+                "cblock", F.pmod(F.xxhash64("id"), F.lit(num_cand_blocks)).cast("int")
+            )
+            .groupBy("cblock")
+            .applyInArrow(_pack_candidates_fn(rank, c_arrow), cand_schema)
         )
-    )
 
     def by_query_block(frame: DataFrame, id_column: str) -> DataFrame:
         qblock = F.pmod(F.xxhash64(id_column), F.lit(num_query_blocks)).cast("int")

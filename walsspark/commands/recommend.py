@@ -133,6 +133,8 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
         model.rank,
         seen=seen,
         max_candidate_bytes=int(args.max_candidate_mb * 1024 * 1024),
+        # Models since the recommendation work record their id counts: no count job.
+        num_candidates=model.metadata["data"].get("num_items" if by_users else "num_users"),
     )
 
     def write(staging: str) -> None:

@@ -67,6 +67,8 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
             "user_id_type": trained.users.id_type,
             "item_id_type": trained.items.id_type,
             "num_train_ratings": trained.num_ratings,
+            "num_users": trained.users.num_ids(),
+            "num_items": trained.items.num_ids(),
             "num_user_blocks": trained.users.num_blocks,
             "num_item_blocks": trained.items.num_blocks,
         },
