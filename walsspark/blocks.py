@@ -125,9 +125,10 @@ def partition_keys(num_blocks: int) -> list[int]:
     return [keys[b] for b in range(num_blocks)]
 
 
-def pkey_column(pkeys: list[int], block_col: str):
-    """Column expression: the partition key of the block number in ``block_col``."""
-    return F.element_at(F.array(*[F.lit(k) for k in pkeys]), F.col(block_col) + 1)
+def pkey_column(pkeys: list[int], block):
+    """Column expression: the partition key of a block number (a column name or Column)."""
+    number = F.col(block) if isinstance(block, str) else block
+    return F.element_at(F.array(*[F.lit(k) for k in pkeys]), number + 1)
 
 
 def _sorted_positions(values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:

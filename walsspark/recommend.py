@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from walsspark.blocks import partition_keys, pkey_column
 from walsspark.factors import decode_array, decode_factors, encode_array, encode_factors
 from walsspark.topk import top_k
 
@@ -269,9 +270,16 @@ def recommend(
             .applyInArrow(_pack_candidates_fn(rank, c_arrow), cand_schema)
         )
 
+    # Query block b is grouped under a key that Spark's hash partitioning sends to
+    # partition b (as in training): with the block number itself, two blocks often share
+    # a partition and one task scores both while the other core idles.
+    query_keys = partition_keys(num_query_blocks)
+
     def by_query_block(frame: DataFrame, id_column: str) -> DataFrame:
-        qblock = F.pmod(F.xxhash64(id_column), F.lit(num_query_blocks)).cast("int")
-        return frame.withColumn("qblock", qblock).repartition(num_query_blocks, "qblock")
+        block = F.pmod(F.xxhash64(id_column), F.lit(num_query_blocks)).cast("int")
+        return frame.withColumn("qblock", pkey_column(query_keys, block)).repartition(
+            num_query_blocks, "qblock"
+        )
 
     if seen is None:
         seen = query_factors.sparkSession.createDataFrame(
