@@ -163,16 +163,20 @@ def builders(spark, model, wals, args) -> dict:
     seen_users, seen_items = wals["seen_users"], wals["seen_items"]
     k, rank, qb = args.k, args.rank, args.query_blocks
 
-    def wals_top(query, cand, seen):
-        return lambda: recommend(spark, query, cand, k, rank, seen=seen, num_query_blocks=qb)
+    def wals_top(query, cand, seen, num_cand):
+        # num_candidates as the CLI passes it from the model's metadata (no count job).
+        return lambda: recommend(
+            spark, query, cand, k, rank, seen=seen, num_query_blocks=qb, num_candidates=num_cand
+        )
 
+    n_users, n_items = wals["num_users"], wals["num_items"]
     return {
         "mllib_users": lambda: model.recommendForAllUsers(k),
-        "wals_users_seen": wals_top(users, items, seen_users),
-        "wals_users": wals_top(users, items, None),
+        "wals_users_seen": wals_top(users, items, seen_users, n_items),
+        "wals_users": wals_top(users, items, None, n_items),
         "mllib_items": lambda: model.recommendForAllItems(k),
-        "wals_items": wals_top(items, users, None),
-        "wals_items_seen": wals_top(items, users, seen_items),
+        "wals_items": wals_top(items, users, None, n_users),
+        "wals_items_seen": wals_top(items, users, seen_items, n_users),
     }
 
 
