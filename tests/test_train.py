@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import oracle
 import pytest
@@ -145,3 +151,29 @@ def initial_items_of(spark, items: list[str], rank: int, seed: int) -> np.ndarra
         for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h")).collect()
     }
     return initial_factors(np.array([hashes[i] for i in items]), rank)
+
+
+def test_reliable_checkpoints_when_a_checkpoint_dir_is_set(spark, tmp_path):
+    rows, cols, values, n, m = make_ratings(seed=2)
+    ratings = [
+        (user_id(int(i)), item_id(int(j)), float(v))
+        for i, j, v in zip(rows, cols, values, strict=True)
+    ]
+    setting = dict(rank=3, sweeps=4, num_user_blocks=2, num_item_blocks=2, checkpoint_interval=2)
+    job = Path(__file__).with_name("checkpoint_train_job.py")
+    payload = json.dumps({"ratings": ratings, "params": setting, "dir": str(tmp_path / "ckpt")})
+    completed = subprocess.run(
+        [sys.executable, str(job), payload],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYSPARK_PYTHON=sys.executable),
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
+    result = json.loads(lines[0][len("RESULT ") :])
+    assert result["files"] > 0  # something was written to the checkpoint directory
+    # Same numbers as with local checkpoints only.
+    local = fit(spark, ratings_frame(spark, rows, cols, values), WALSParams(**setting))
+    np.testing.assert_allclose(result["losses"], [r.loss for r in local.history], rtol=1e-9)

@@ -72,6 +72,12 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-user-blocks", dest="num_user_blocks", type=int)
     parser.add_argument("--num-item-blocks", dest="num_item_blocks", type=int)
+    parser.add_argument(
+        "--checkpoint-interval",
+        dest="checkpoint_interval",
+        type=int,
+        help="with spark.checkpoint.dir set: a reliable checkpoint every N sweeps",
+    )
     parser.add_argument("--duplicates", choices=DUPLICATE_POLICIES)
     parser.add_argument("--output", help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model")

@@ -26,6 +26,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "num_user_blocks": None,
     "num_item_blocks": None,
+    "checkpoint_interval": 10,
     "duplicates": "mean",
     "output": None,
     "overwrite": False,

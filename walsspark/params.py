@@ -35,6 +35,9 @@ class WALSParams:
         Seeds the initial factors (a function of seed and original id) and the holdout split.
     num_user_blocks, num_item_blocks : int or None
         Blocks per side; None chooses from the data size.
+    checkpoint_interval : int
+        With ``spark.checkpoint.dir`` set, a reliable checkpoint every this many sweeps
+        (MLlib's checkpointInterval); without it, only the executors' local checkpoints.
     duplicates : str
         What to do with repeated (user, item) pairs: mean, sum, last (by timestamp) or error.
     holdout_fraction : float
@@ -51,6 +54,7 @@ class WALSParams:
     seed: int = 0
     num_user_blocks: int | None = None
     num_item_blocks: int | None = None
+    checkpoint_interval: int = 10
     duplicates: str = "mean"
     holdout_fraction: float = 0.0
 
@@ -70,6 +74,10 @@ class WALSParams:
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+        if not _is_int(self.checkpoint_interval) or self.checkpoint_interval < 1:
+            raise InputError(
+                f"checkpoint_interval must be an integer >= 1, got {self.checkpoint_interval!r}"
+            )
         if self.duplicates not in DUPLICATE_POLICIES:
             raise InputError(
                 f"duplicates policy must be one of {', '.join(DUPLICATE_POLICIES)}, "
