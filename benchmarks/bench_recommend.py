@@ -55,6 +55,7 @@ from bench_train import (  # noqa: E402 - needs the path above; also puts the re
     DEFAULT_REG,
     ForeignCpuMonitor,
     _median,
+    add_data_arguments,
     contention_warning,
     mllib_blas,
     release,
@@ -84,19 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--data",
-        default=DEFAULT_DATA,
-        help=(
-            "ratings: parquet (columns --user-col, --item-col, --rating-col) or a MovieLens "
-            f"file such as {ALTERNATIVE_DATA}; a relative path is looked up in the current "
-            "directory, then relative to the repository root"
-        ),
-    )
-    parser.add_argument("--format", default="auto", help="input format (see read_ratings)")
-    parser.add_argument("--user-col", default="user_id", help="user id column (parquet/csv)")
-    parser.add_argument("--item-col", default="item_id", help="item id column (parquet/csv)")
-    parser.add_argument("--rating-col", default="rating", help="rating column (parquet/csv)")
+    add_data_arguments(parser)
     parser.add_argument("-k", "--k", type=int, default=10, help="recommendations per id")
     parser.add_argument("--rank", type=int, default=64, help="number of latent factors")
     parser.add_argument(

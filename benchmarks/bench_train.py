@@ -56,15 +56,8 @@ MLLIB_DEFAULT_BLOCKS = 10
 DEFAULT_REG = 0.05
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(
-            "Train Spark MLlib ALS (explicit) and walsspark (unobserved_weight=0, "
-            "reg_exponent=1: the same ALS-WR objective) on the same ratings and split; print "
-            "fit times (median over interleaved repeats), their ratio and both holdout RMSEs."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ratings options both benchmark scripts take."""
     parser.add_argument(
         "--data",
         default=DEFAULT_DATA,
@@ -78,6 +71,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--user-col", default="user_id", help="user id column (parquet/csv)")
     parser.add_argument("--item-col", default="item_id", help="item id column (parquet/csv)")
     parser.add_argument("--rating-col", default="rating", help="rating column (parquet/csv)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Train Spark MLlib ALS (explicit) and walsspark (unobserved_weight=0, "
+            "reg_exponent=1: the same ALS-WR objective) on the same ratings and split; print "
+            "fit times (median over interleaved repeats), their ratio and both holdout RMSEs."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_data_arguments(parser)
     parser.add_argument("--rank", type=int, default=64, help="number of latent factors")
     parser.add_argument("--sweeps", type=int, default=10, help="sweeps (MLlib maxIter)")
     parser.add_argument(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_assertions import assert_one_error_line
 
 import walsspark.train
 from walsspark.cli import main
@@ -399,13 +400,7 @@ def test_bad_input_one_line_exit_2_nothing_written(
     status = main(args)
 
     captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert status == 2, captured
-    assert len(lines) == 1, captured.err
-    line = lines[0]
-    assert line.startswith("walsspark: error: ") and line.strip() != "walsspark: error:"
-    for words in case.expected:
-        assert words in line, line
+    assert_one_error_line(status, captured, case.expected)
     assert captured.out == ""
     assert snapshot(tmp_path) == before
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

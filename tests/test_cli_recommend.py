@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cli_assertions import assert_one_error_line
 
 from walsspark.cli import main
 from walsspark.model import METADATA_FILE
@@ -319,13 +320,7 @@ def test_bad_input_one_line_exit_2_nothing_written(model, tmp_path, capsys, name
     status = main(args)
 
     captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert status == 2, captured
-    assert len(lines) == 1, captured.err
-    line = lines[0]
-    assert line.startswith("walsspark: error: ") and line.strip() != "walsspark: error:"
-    for words in expected:
-        assert words in line, line
+    assert_one_error_line(status, captured, expected)
     assert captured.out == ""
     assert snapshot(tmp_path) == before
     assert snapshot(model_parent) == model_before
