@@ -281,21 +281,27 @@ def recommend(
             num_query_blocks, "qblock"
         )
 
-    if seen is None:
-        seen = query_factors.sparkSession.createDataFrame(
-            [], f"query {query_type}, candidate {cand_type}"
-        )
-    # Queries and their seen pairs meet by query block: no per-query lists, no join.
-    query_blocks = (
-        by_query_block(query_factors, "id")
-        .groupBy("qblock")
-        .cogroup(by_query_block(seen.select("query", "candidate"), "query").groupBy("qblock"))
-        .applyInArrow(
-            _pack_queries_fn(rank, q_arrow, c_arrow),
-            f"qblock int, query_ids array<{query_type}>, query_factors binary, "
-            f"seen_offsets binary, seen_ids array<{cand_type}>",
-        )
+    query_schema = (
+        f"qblock int, query_ids array<{query_type}>, query_factors binary, "
+        f"seen_offsets binary, seen_ids array<{cand_type}>"
     )
+    pack = _pack_queries_fn(rank, q_arrow, c_arrow)
+    if seen is None:
+        # Nothing to exclude: no seen side to shuffle, sort and cogroup.
+        no_seen = pa.table({"query": pa.array([], q_arrow), "candidate": pa.array([], c_arrow)})
+        query_blocks = (
+            by_query_block(query_factors, "id")
+            .groupBy("qblock")
+            .applyInArrow(lambda queries: pack(queries, no_seen), query_schema)
+        )
+    else:
+        # Queries and their seen pairs meet by query block: no per-query lists, no join.
+        query_blocks = (
+            by_query_block(query_factors, "id")
+            .groupBy("qblock")
+            .cogroup(by_query_block(seen.select("query", "candidate"), "query").groupBy("qblock"))
+            .applyInArrow(pack, query_schema)
+        )
     pairs = query_blocks.crossJoin(
         F.broadcast(cand_blocks) if num_cand_blocks == 1 else cand_blocks
     )
