@@ -49,7 +49,10 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         raise InputError("no ratings left for training after the holdout split")
 
     trained = fit(spark, train, params)
-    user_factors, item_factors = trained.user_factors(), trained.item_factors()
+    # Cached once: the evaluation, the saved model and the recommendation tables all read
+    # them (each read would otherwise explode the factor blocks into rows again).
+    user_factors = trained.user_factors().cache()
+    item_factors = trained.item_factors().cache()
     evaluation = None
     if params.holdout_fraction > 0:
         start = time.perf_counter()
@@ -92,6 +95,8 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
             recommendations_path,
             options["overwrite"],
         )
+    user_factors.unpersist()
+    item_factors.unpersist()
     trained.release()
     return summary
 
@@ -105,7 +110,6 @@ def write_recommendation_tables(
     from walsspark.model import spark_path, write_directory_atomically
     from walsspark.recommend import recommend
 
-    user_factors, item_factors = user_factors.cache(), item_factors.cache()
     tables = {
         "users": recommend(
             spark,
@@ -134,8 +138,6 @@ def write_recommendation_tables(
         name: spark.read.parquet(spark_path(path, name)).orderBy("id").limit(3).collect()
         for name in tables
     }
-    user_factors.unpersist()
-    item_factors.unpersist()
     return {"path": os.path.abspath(path), "k": k, "examples": examples}
 
 
