@@ -422,7 +422,9 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
     assert main([*args, "--holdout-fraction", "0"]) == 0
     captured = capsys.readouterr()
     assert "model written to" in captured.out and "error" not in captured.err
-    assert sorted(os.listdir(out)) == sorted([METADATA_FILE, "item_factors", "user_factors"])
+    assert sorted(os.listdir(out)) == sorted(
+        [METADATA_FILE, "item_factors", "user_factors", "item_blocks", "user_blocks"]
+    )
     metadata = json.loads((out / METADATA_FILE).read_text())
     assert metadata["params"]["rank"] == 2
     assert metadata["data"]["num_train_ratings"] == 6
@@ -443,7 +445,9 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
     model = WALSModel.load(spark, str(out))
     assert model.rank == 3 and model.metadata["params"]["duplicates"] == "last"
     assert {len(row["features"]) for row in model.item_factors.collect()} == {3}
-    assert sorted(os.listdir(out)) == sorted([METADATA_FILE, "item_factors", "user_factors"])
+    assert sorted(os.listdir(out)) == sorted(
+        [METADATA_FILE, "item_factors", "user_factors", "item_blocks", "user_blocks"]
+    )
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
 

@@ -229,9 +229,14 @@ def _model_without_factors(tmp: Path, model: str) -> list[str]:
 
 
 def _training_input_gone(tmp: Path, model: str) -> list[str]:
+    # A model without saved training blocks (as written before they existed) must
+    # re-read its training input for the pairs to exclude.
     moved = tmp / "moved"
     shutil.copytree(model, moved)
     meta = json.loads((moved / METADATA_FILE).read_text())
+    del meta["factor_blocks"]
+    for name in ("user_blocks", "item_blocks"):
+        shutil.rmtree(moved / name)
     meta["data"]["input"] = str(tmp / "gone.csv")
     (moved / METADATA_FILE).write_text(json.dumps(meta))
     return ["--model", str(moved), "--k", "2"]
@@ -359,3 +364,19 @@ def test_block_pair_path_from_the_command_line_gives_the_same_answer(model, tmp_
         np.testing.assert_allclose(
             [score for _, score in recs], [score for _, score in expected[user]], rtol=1e-5
         )
+
+
+@pytest.mark.parametrize("side", ["users", "items"])
+def test_saved_blocks_exclude_exactly_the_training_pairs(model, tmp_path, side, capsys):
+    """The default (the model's saved blocks) gives what the training file as --ratings
+    gives (the general path: query blocks packed by a shuffle with the pairs)."""
+    from_blocks, from_ratings = tmp_path / "blocks", tmp_path / "ratings"
+    assert recommend(model, from_blocks, "--k", "3", "--for", side) == 0
+    assert "saved with the model" in capsys.readouterr().out
+    training = str(Path(model).parent / "ratings.csv")
+    assert recommend(model, from_ratings, "--k", "3", "--for", side, "--ratings", training) == 0
+    assert "saved with the model" not in capsys.readouterr().out
+    got, expected = read_recs(from_blocks), read_recs(from_ratings)
+    assert {q: [c for c, _ in r] for q, r in got.items()} == {
+        q: [c for c, _ in r] for q, r in expected.items()
+    }

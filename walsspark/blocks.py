@@ -46,16 +46,18 @@ from walsspark.factors import encode_array
 # its ratings (columns index the block's needed list: the distinct (other block, other id)
 # pairs it rates, in that order; the list itself is implicit) and its outgoing routes: to
 # the block of the other side with partition key route_dst_pkeys[r] go the factors of local
-# rows route_indices[route_offsets[r]:route_offsets[r + 1]].
+# rows route_indices[route_offsets[r]:route_offsets[r + 1]]. ``needed_ids`` spells the needed
+# list out as the other side's ids, so that the block doubles as the exclusion list of
+# recommendations (walsspark.recommend): its CSR is exactly the pairs trained on.
 BLOCK_FIELDS = (
     "block int, pkey int, n_rows int, nnz long, indptr binary, cols binary, targets binary, "
     "init_hashes binary, route_dst_pkeys binary, route_offsets binary, route_indices binary"
 )
 
 
-def block_schema(id_type: str) -> str:
-    """The Spark schema of a rating block whose ids have type ``id_type``."""
-    return f"{BLOCK_FIELDS}, ids array<{id_type}>"
+def block_schema(id_type: str, other_id_type: str) -> str:
+    """The Spark schema of a rating block of ``id_type`` ids rating ``other_id_type`` ids."""
+    return f"{BLOCK_FIELDS}, ids array<{id_type}>, needed_ids array<{other_id_type}>"
 
 
 @dataclass
@@ -146,14 +148,15 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
         block = int(table.column("block")[0].as_py())
         ids, rows = _sorted_positions(table.column("id"))
         n_rows = len(ids)
-        _, other_rank = _sorted_positions(table.column("other_id"))
+        other_ids, other_rank = _sorted_positions(table.column("other_id"))
         other_block = table.column("other_block").to_numpy().astype(np.int64)
         targets = table.column("rating").to_numpy().astype(np.float32)
         init_hashes = np.zeros(n_rows, dtype=np.int64)
         init_hashes[rows] = table.column("init_hash").to_numpy()
 
         # Needed list in (other block, other id) order; the CSR columns index into it.
-        _, cols = np.unique((other_block << 32) | other_rank, return_inverse=True)
+        needed, cols = np.unique((other_block << 32) | other_rank, return_inverse=True)
+        needed_ids = other_ids.take(pa.array(needed & 0xFFFFFFFF))
         order = np.lexsort((cols, rows))
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
@@ -181,6 +184,9 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
                 "route_offsets": _binary(offsets, "<i8"),
                 "route_indices": _binary(route_rows, "<i4"),
                 "ids": pa.ListArray.from_arrays(pa.array([0, n_rows], pa.int32()), ids),
+                "needed_ids": pa.ListArray.from_arrays(
+                    pa.array([0, len(needed_ids)], pa.int32()), needed_ids
+                ),
             }
         )
 
@@ -216,7 +222,9 @@ def build_side(
         per_rating.withColumn("pkey", pkey_column(pkeys, "block"))
         .repartition(num_blocks, "pkey")
         .groupBy("pkey")
-        .applyInArrow(_block_builder(pkeys, other_pkeys), block_schema(id_type))
+        .applyInArrow(
+            _block_builder(pkeys, other_pkeys), block_schema(id_type, _id_type(ratings, other))
+        )
     )
     return blocks.repartition(num_blocks, "pkey")
 

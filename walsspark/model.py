@@ -6,6 +6,10 @@ Layout of a model directory::
                      per-sweep loss history and the holdout evaluation
     user_factors/    Parquet: id (original user id), features (array<float>, k factors)
     item_factors/    Parquet: id (original item id), features (array<float>)
+    user_blocks/     Parquet, one row per training block (walsspark.train.factor_blocks):
+    item_blocks/     its ids, factors and training pairs; ``recommend`` scores these as
+                     they are, excluding exactly the pairs trained on, with no shuffle.
+                     Written when ``metadata["factor_blocks"]`` is true.
 
 The directory is written under a temporary sibling name and renamed into place when
 complete, so a failed run never leaves a partial model at the requested path.
@@ -29,6 +33,7 @@ from walsspark.params import WALSParams
 
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
+BLOCK_DIRS = {"users": "user_blocks", "items": "item_blocks"}
 
 
 def is_local_path(path: str) -> bool:
@@ -111,6 +116,13 @@ class WALSModel:
     metadata: dict
     user_factors: DataFrame
     item_factors: DataFrame
+    path: str | None = None
+
+    def factor_blocks(self, spark: SparkSession, side: str) -> DataFrame | None:
+        """The saved factor blocks of ``side`` ("users" or "items"), if the model has them."""
+        if not self.metadata.get("factor_blocks") or self.path is None:
+            return None
+        return spark.read.parquet(spark_path(self.path, BLOCK_DIRS[side]))
 
     @property
     def params(self) -> WALSParams:
@@ -150,13 +162,17 @@ class WALSModel:
                 f"walsspark reads ({FORMAT_VERSION}): {path}"
             )
         if is_local_path(path):
-            for name in ("user_factors", "item_factors"):
+            names = ["user_factors", "item_factors"]
+            if metadata.get("factor_blocks"):
+                names += list(BLOCK_DIRS.values())
+            for name in names:
                 if not os.path.isdir(os.path.join(target, name)):
                     raise InputError(f"incomplete walsspark model (no {name}/): {path}")
         return cls(
             metadata=metadata,
             user_factors=spark.read.parquet(spark_path(path, "user_factors")),
             item_factors=spark.read.parquet(spark_path(path, "item_factors")),
+            path=path,
         )
 
 
@@ -166,6 +182,7 @@ def save_model(
     item_factors: DataFrame,
     metadata: dict,
     overwrite: bool = False,
+    factor_blocks: dict[str, DataFrame] | None = None,
 ) -> None:
     """Write a model directory (atomically for local paths).
 
@@ -180,7 +197,15 @@ def save_model(
         tag, version and creation time are added here.
     overwrite : bool
         Replace an existing non-empty directory.
+    factor_blocks : dict, optional
+        ``{"users": DataFrame, "items": DataFrame}``: the factor blocks of training
+        (:func:`walsspark.train.factor_blocks`), saved as ``user_blocks/`` and
+        ``item_blocks/``.
     """
+    tables = {"user_factors": user_factors, "item_factors": item_factors}
+    if factor_blocks:
+        tables.update({BLOCK_DIRS[side]: frame for side, frame in factor_blocks.items()})
+        metadata = {**metadata, "factor_blocks": True}
     full = {
         "format": "walsspark-model",
         "format_version": FORMAT_VERSION,
@@ -191,8 +216,8 @@ def save_model(
     text = json.dumps(full, indent=2, sort_keys=False, default=_json_default)
     if not is_local_path(path):
         mode = "overwrite" if overwrite else "errorifexists"
-        user_factors.write.mode(mode).parquet(f"{path}/user_factors")
-        item_factors.write.mode(mode).parquet(f"{path}/item_factors")
+        for name, table in tables.items():
+            table.write.mode(mode).parquet(f"{path}/{name}")
         spark = user_factors.sparkSession
         spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
             f"{path}/{METADATA_FILE}"
@@ -200,8 +225,8 @@ def save_model(
         return
 
     def write(staging: str) -> None:
-        user_factors.write.parquet(spark_path(staging, "user_factors"))
-        item_factors.write.parquet(spark_path(staging, "item_factors"))
+        for name, table in tables.items():
+            table.write.parquet(spark_path(staging, name))
         with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
 

@@ -85,22 +85,30 @@ def _pack_queries_fn(rank: int, id_type: pa.DataType, cand_type: pa.DataType):
         order = keep[np.argsort(row[keep], kind="stable")]
         offsets = np.zeros(len(query_ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(row[keep], minlength=len(query_ids)), out=offsets[1:])
+        # Each distinct seen candidate once, the CSR columns pointing into that list: the
+        # same shape as a training block's needed list (see query_blocks_from_layout).
         seen_values = seen.column("candidate").combine_chunks().cast(cand_type).take(order)
+        encoded = pc.dictionary_encode(seen_values)
         return pa.table(
             {
                 "qblock": pa.array([queries.column("qblock")[0].as_py()], pa.int32()),
-                "query_ids": pa.ListArray.from_arrays(
-                    pa.array([0, len(query_ids)], pa.int32()), query_ids
-                ),
+                "query_ids": _one_list(query_ids),
                 "query_factors": pa.array([encode_factors(factors)], pa.binary()),
                 "seen_offsets": pa.array([encode_array(offsets, "<i8")], pa.binary()),
-                "seen_ids": pa.ListArray.from_arrays(
-                    pa.array([0, len(seen_values)], pa.int32()), seen_values
+                "seen_cols": pa.array(
+                    [encode_array(encoded.indices.to_numpy(zero_copy_only=False), "<i4")],
+                    pa.binary(),
                 ),
+                "seen_ids": _one_list(encoded.dictionary),
             }
         )
 
     return pack
+
+
+def _one_list(values: pa.Array) -> pa.Array:
+    """A one-row list array holding ``values``."""
+    return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
 
 
 def _empty_query_block(id_type: pa.DataType, cand_type: pa.DataType) -> pa.Table:
@@ -110,6 +118,7 @@ def _empty_query_block(id_type: pa.DataType, cand_type: pa.DataType) -> pa.Table
             "query_ids": pa.array([], pa.list_(id_type)),
             "query_factors": pa.array([], pa.binary()),
             "seen_offsets": pa.array([], pa.binary()),
+            "seen_cols": pa.array([], pa.binary()),
             "seen_ids": pa.array([], pa.list_(cand_type)),
         }
     )
@@ -136,17 +145,24 @@ def _score_pair(pair: pa.RecordBatch, rank, k, id_type, cand_type) -> pa.RecordB
     cand_ids = pair.column("cand_ids")[0].values
     query = decode_factors(pair.column("query_factors")[0].as_py(), rank)
     candidates = decode_factors(pair.column("cand_factors")[0].as_py(), rank)
-    seen_offsets = decode_array(pair.column("seen_offsets")[0].as_py(), "<i8")
-    seen_ids = pair.column("seen_ids")[0].values
-    # Seen ids that are candidates of this block, as indices into its (sorted) ids.
-    seen_index = pc.fill_null(pc.index_in(seen_ids, value_set=cand_ids), -1).to_numpy()
-    seen_rows = np.repeat(np.arange(len(query_ids)), np.diff(seen_offsets))
-    in_block = seen_index >= 0
-    seen_rows, seen_index = seen_rows[in_block], seen_index[in_block]
-    exclude_indptr = np.zeros(len(query_ids) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(seen_rows, minlength=len(query_ids)), out=exclude_indptr[1:])
-    # seen_rows is already ascending (rows in order), so the CSR columns are in place.
-    exclude_cols = seen_index.astype(np.int32)
+    exclude_indptr = exclude_cols = None
+    seen_offsets = pair.column("seen_offsets")[0].as_py()
+    if seen_offsets is not None:  # null: nothing excluded (--include-seen)
+        offsets = decode_array(seen_offsets, "<i8")
+        seen_cols = decode_array(pair.column("seen_cols")[0].as_py(), "<i4")
+        # Position of each distinct seen id among this block's candidates (-1: elsewhere),
+        # then of every seen pair through its column.
+        seen_ids = pair.column("seen_ids")[0].values
+        position = pc.fill_null(pc.index_in(seen_ids, value_set=cand_ids), -1).to_numpy()
+        seen_index = position[seen_cols]
+        seen_rows = np.repeat(np.arange(len(query_ids)), np.diff(offsets))
+        in_block = seen_index >= 0
+        exclude_indptr = np.zeros(len(query_ids) + 1, dtype=np.int64)
+        np.cumsum(
+            np.bincount(seen_rows[in_block], minlength=len(query_ids)), out=exclude_indptr[1:]
+        )
+        # seen_rows is ascending (rows in order), so the CSR columns are in place.
+        exclude_cols = seen_index[in_block].astype(np.int32)
     indices, scores, counts = top_k(query, candidates, k, exclude_indptr, exclude_cols)
     valid = indices >= 0
     flat_index = indices[valid]
@@ -283,7 +299,7 @@ def recommend(
 
     query_schema = (
         f"qblock int, query_ids array<{query_type}>, query_factors binary, "
-        f"seen_offsets binary, seen_ids array<{cand_type}>"
+        f"seen_offsets binary, seen_cols binary, seen_ids array<{cand_type}>"
     )
     pack = _pack_queries_fn(rank, q_arrow, c_arrow)
     if seen is None:
@@ -302,14 +318,34 @@ def recommend(
             .cogroup(by_query_block(seen.select("query", "candidate"), "query").groupBy("qblock"))
             .applyInArrow(pack, query_schema)
         )
+    return _score_blocks(
+        query_blocks, cand_blocks, num_cand_blocks > 1, k, rank, query_type, cand_type
+    )
+
+
+def _score_blocks(
+    query_blocks: DataFrame,
+    cand_blocks: DataFrame,
+    several_candidate_blocks: bool,
+    k: int,
+    rank: int,
+    query_type: str,
+    cand_type: str,
+) -> DataFrame:
+    """Score every (query block, candidate block) pair; merge partial top-Ks if needed.
+
+    One candidate block is broadcast (shipped once to every task); several are
+    cross-joined with the query blocks and each query block's partial top-Ks merged.
+    """
+    q_arrow, c_arrow = _arrow_type(query_type), _arrow_type(cand_type)
     pairs = query_blocks.crossJoin(
-        F.broadcast(cand_blocks) if num_cand_blocks == 1 else cand_blocks
+        cand_blocks if several_candidate_blocks else F.broadcast(cand_blocks)
     )
     partial_schema = (
         f"qblock int, id {query_type}, rec_ids array<{cand_type}>, rec_scores array<float>"
     )
     partial = pairs.mapInArrow(_score_pairs_fn(rank, k, q_arrow, c_arrow), partial_schema)
-    if num_cand_blocks > 1:
+    if several_candidate_blocks:
         partial = partial.groupBy("qblock").applyInArrow(
             _merge_fn(k), f"id {query_type}, rec_ids array<{cand_type}>, rec_scores array<float>"
         )
@@ -319,3 +355,104 @@ def recommend(
             "recommendations"
         ),
     )
+
+
+def _merge_blocks_fn(rank: int, id_type: pa.DataType):
+    """mapInArrow function: all factor blocks of one partition as one block, ids sorted."""
+
+    def merge(batches):
+        tables = [pa.Table.from_batches([batch]) for batch in batches if batch.num_rows]
+        if not tables:
+            return
+        table = pa.concat_tables(tables)
+        ids = pc.list_flatten(table.column("cand_ids").combine_chunks()).cast(id_type)
+        factors = np.vstack(
+            [decode_factors(blob, rank) for blob in table.column("cand_factors").to_pylist()]
+        )
+        order = pc.sort_indices(ids)
+        yield pa.RecordBatch.from_pydict(
+            {
+                "cblock": pa.array([0], pa.int32()),
+                "cand_ids": _one_list(ids.take(order)),
+                "cand_factors": pa.array([encode_factors(factors[order.to_numpy()])], pa.binary()),
+            }
+        )
+
+    return merge
+
+
+def recommend_from_blocks(
+    query_blocks: DataFrame,
+    candidate_blocks: DataFrame,
+    k: int,
+    rank: int,
+    num_query_blocks: int,
+    num_candidates: int,
+    exclude_seen: bool = True,
+    max_candidate_bytes: int = MAX_CANDIDATE_BYTES,
+) -> DataFrame:
+    """Top-K candidates for every query id, from the factor blocks training left.
+
+    A factor block (see :func:`walsspark.train.TrainedFactors.factor_blocks` and the model's
+    ``blocks/``) holds a training block's ids, factors and the CSR of its training pairs,
+    whose columns index ``needed_ids``. The query blocks are therefore ready to score as
+    they are, exclusion list included: unlike :func:`recommend`, nothing is shuffled by
+    query and no seen pair moves; the query blocks keep the training block layout.
+
+    Parameters
+    ----------
+    query_blocks, candidate_blocks : DataFrame
+        Factor blocks (``block``, ``ids``, ``factors``, ``indptr``, ``cols``,
+        ``needed_ids``) of the side asking and the side ranked.
+    k, rank : int
+    num_query_blocks : int
+        Number of query blocks (the side's training block count); one task each.
+    num_candidates : int
+        Number of candidate ids.
+    exclude_seen : bool
+        Exclude the pairs trained on (the blocks' CSR); ``False`` keeps them.
+    max_candidate_bytes : int
+        Candidate factors up to this size are merged into one block shipped to every task;
+        beyond it every candidate training block is scored against every query block and
+        the partial top-Ks are merged.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`recommend`.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    query_type = query_blocks.schema["ids"].dataType.elementType.simpleString()
+    cand_type = candidate_blocks.schema["ids"].dataType.elementType.simpleString()
+    keys = partition_keys(num_query_blocks)
+    if exclude_seen:
+        seen = [
+            F.col("indptr").alias("seen_offsets"),
+            F.col("cols").alias("seen_cols"),
+            F.col("needed_ids").alias("seen_ids"),
+        ]
+    else:
+        seen = [
+            F.lit(None).cast("binary").alias("seen_offsets"),
+            F.lit(None).cast("binary").alias("seen_cols"),
+            F.lit(None).cast(f"array<{cand_type}>").alias("seen_ids"),
+        ]
+    queries = query_blocks.select(
+        pkey_column(keys, "block").alias("qblock"),
+        F.col("ids").alias("query_ids"),
+        F.col("factors").alias("query_factors"),
+        *seen,
+    ).repartition(num_query_blocks, "qblock")
+    candidates = candidate_blocks.select(
+        F.col("block").alias("cblock"),
+        F.col("ids").alias("cand_ids"),
+        F.col("factors").alias("cand_factors"),
+    )
+    several = num_candidates * rank * 4 > max_candidate_bytes
+    if not several:
+        candidates = candidates.coalesce(1).mapInArrow(
+            _merge_blocks_fn(rank, _arrow_type(cand_type)),
+            f"cblock int, cand_ids array<{cand_type}>, cand_factors binary",
+        )
+    return _score_blocks(queries, candidates, several, k, rank, query_type, cand_type)

@@ -9,13 +9,17 @@ already rated).
 Algorithm
 ---------
 Query rows are processed in chunks of ``chunk_rows``. Per chunk one float32 GEMM computes the
-(negated) score block, excluded entries are set to ``+inf`` (i.e. score ``-inf``) with one
-vectorized fancy-index assignment, and ``np.argpartition`` selects the ``kk = min(k, m)``
-best entries of each row in O(m). ``argpartition`` may pick an arbitrary subset of several
-entries tied at the k-th place, so the rows where ties straddle the boundary are recomputed:
-every entry strictly better than the k-th value is kept, and the remaining places go to the
-tied entries with the smallest indices. The ``kk`` selected entries are finally ordered by
-(-score, index). Memory is O(chunk_rows * m); there is no Python loop per query row.
+score block (the candidates padded with zero rows to a multiple of ``GROUP_WIDTH``, their
+scores set to -inf), and excluded entries are set to -inf with one fancy-index assignment.
+Instead of a selection over every row (``argpartition`` was 70% of the time at m = 3700),
+the columns are cut into groups of ``GROUP_WIDTH`` and each row's group maxima computed in
+one pass: the kk-th largest group maximum ``t`` is a lower bound of the kk-th best score
+(kk groups hold an entry >= t), so the top kk, ties at the boundary included, lie among the
+entries >= t, in the few groups whose maximum is >= t. Only those groups are gathered and
+their entries >= t sorted by (row, -score, index): exact, with ties broken by the smaller
+index. Excluded and padding entries score -inf, so a row with fewer than kk admissible
+candidates ends in -inf entries, which are cut off. Memory is O(chunk_rows * m); there is no
+Python loop per query row.
 """
 
 from __future__ import annotations
@@ -23,6 +27,78 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["top_k"]
+
+# Columns per group of the group-maximum bound (see the module docstring): 64 measured
+# fastest at m = 3700 candidates and rank 64 (32 and 128 within 10%).
+GROUP_WIDTH = 64
+
+
+def _chunk_top(
+    query: np.ndarray,
+    cand_t: np.ndarray,
+    m: int,
+    kk: int,
+    excl: tuple[np.ndarray, np.ndarray] | None,
+    check_finite: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kk best (index, score) pairs of every query row of one chunk.
+
+    Parameters
+    ----------
+    query : numpy.ndarray
+        (b, r) float32 query factors of the chunk.
+    cand_t : numpy.ndarray
+        (r, G * GROUP_WIDTH) float32 candidate factors, transposed, zero-padded.
+    m : int
+        Number of real candidates (columns past ``m`` are padding).
+    kk : int
+        Entries to return per row, ``1 <= kk <= m``.
+    excl : tuple of numpy.ndarray, optional
+        ``(indptr, cols)``: the chunk's slice of the CSR row pointer (length b + 1, absolute
+        offsets into ``cols``) and all excluded columns.
+    check_finite : bool
+        Scan the scores for overflow.
+
+    Returns
+    -------
+    indices : numpy.ndarray
+        (b, kk) int32, descending score, ties by smaller index.
+    values : numpy.ndarray
+        (b, kk) float32 scores; -inf where the row has fewer admissible candidates.
+    """
+    b = query.shape[0]
+    width = GROUP_WIDTH
+    num_groups = cand_t.shape[1] // width
+    scores = query @ cand_t
+    if check_finite and not np.isfinite(scores).all():
+        raise ValueError("non-finite scores (float32 overflow of query . candidate)")
+    scores[:, m:] = -np.inf
+    if excl is not None:
+        indptr, cols = excl
+        lo, hi = indptr[0], indptr[-1]
+        if hi > lo:
+            rows = np.repeat(np.arange(b), np.diff(indptr))
+            scores[rows, cols[lo:hi]] = -np.inf
+    grouped = scores.reshape(b, num_groups, width)
+    group_max = grouped.max(axis=2)
+    if num_groups > kk:
+        bound = np.partition(group_max, num_groups - kk, axis=1)[:, num_groups - kk]
+    else:
+        bound = np.full(b, -np.inf, dtype=np.float32)
+    # Rows with fewer than kk groups holding a finite score get bound -inf and keep every
+    # group: their -inf entries sort last and are cut off by the caller.
+    sel_rows, sel_groups = np.nonzero(group_max >= bound[:, None])
+    gathered = grouped[sel_rows, sel_groups]
+    hit_group, hit_col = np.nonzero(gathered >= bound[sel_rows, None])
+    rows = sel_rows[hit_group]
+    cols = sel_groups[hit_group] * width + hit_col
+    values = gathered[hit_group, hit_col]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    # Every row has at least kk survivors (kk groups reach the bound): keep the first kk.
+    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = position < kk
+    return cols[keep].astype(np.int32).reshape(b, kk), values[keep].reshape(b, kk)
 
 
 def _validate_exclusion(
@@ -166,63 +242,27 @@ def top_k(
     if kk == 0 or n == 0:
         return out_idx, out_scores, counts
 
-    CT = np.ascontiguousarray(C.T)
-    pos = np.arange(kk)
+    num_groups = -(-m // GROUP_WIDTH)
+    # Zero padding rows give padding columns that are set to -inf after each product.
+    CT = np.zeros((Q.shape[1], num_groups * GROUP_WIDTH), dtype=np.float32)
+    CT[:, :m] = C.T
+    # |q . c| <= |q| |c| bounds every partial sum too: when the largest norms cannot
+    # overflow float32, no chunk needs a scan for non-finite scores.
+    q_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", Q, Q, dtype=np.float64), initial=0.0)))
+    c_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", C, C, dtype=np.float64), initial=0.0)))
+    check_finite = q_norm * c_norm > 1e37
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
-        b = stop - start
-        rows = np.arange(b)
-        # Negated scores: "smaller is better", excluded entries become +inf.
-        neg = Q[start:stop] @ CT
-        np.negative(neg, out=neg)
-        if not np.isfinite(neg).all():
-            raise ValueError("non-finite scores (float32 overflow of query . candidate)")
-
-        n_excluded = np.zeros(b, dtype=np.int64)
-        if excl is not None:
-            indptr, cols = excl
-            lo, hi = indptr[start], indptr[stop]
-            if hi > lo:
-                ex_cols = cols[lo:hi]
-                ex_rows = np.repeat(rows, np.diff(indptr[start : stop + 1]))
-                neg[ex_rows, ex_cols] = np.inf
-                # Scores were checked finite above, so the infinities are exactly the
-                # distinct excluded entries (duplicates land on the same cell): one pass
-                # over the chunk, much cheaper than hashing the exclusion pairs.
-                n_excluded = np.isinf(neg).sum(axis=1, dtype=np.int64)
-        cnt = np.minimum(kk, m - n_excluded)
-
-        if kk == m:
-            sel = np.broadcast_to(np.arange(m), (b, m))
-        else:
-            sel = np.argpartition(neg, kk - 1, axis=1)[:, :kk]
-            # kk-th smallest negated score of each row (argpartition places it at kk - 1).
-            thr = neg[rows, sel[:, kk - 1]]
-            # Rows where entries tied with the threshold straddle the boundary: the subset of
-            # tied entries argpartition kept is arbitrary. A threshold of +inf means the row has
-            # fewer than kk admissible entries, all of which are already selected.
-            n_le = np.count_nonzero(neg <= thr[:, None], axis=1)
-            fix = np.flatnonzero((n_le > kk) & np.isfinite(thr))
-            if fix.size:
-                sub = neg[fix]
-                t = thr[fix, None]
-                better = sub < t
-                tied = sub == t
-                need = kk - np.count_nonzero(better, axis=1)
-                keep = better | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
-                sel = sel.copy()
-                sel[fix] = np.nonzero(keep)[1].reshape(fix.size, kk)
-
-        # Order the kk selected entries by (negated score, index): sort by index first, then
-        # a stable sort by score.
-        sel = np.sort(sel, axis=1)
-        vals = np.take_along_axis(neg, sel, axis=1)
-        order = np.argsort(vals, axis=1, kind="stable")
-        sel = np.take_along_axis(sel, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
-
-        valid = pos[None, :] < cnt[:, None]
-        out_idx[start:stop] = np.where(valid, sel, -1)
-        out_scores[start:stop] = np.where(valid, -vals, np.float32(np.nan))
-        counts[start:stop] = cnt
+        indices, values = _chunk_top(
+            Q[start:stop],
+            CT,
+            m,
+            kk,
+            None if excl is None else (excl[0][start : stop + 1], excl[1]),
+            check_finite,
+        )
+        valid = np.isfinite(values)
+        out_idx[start:stop] = np.where(valid, indices, -1)
+        out_scores[start:stop] = np.where(valid, values, np.float32(np.nan))
+        counts[start:stop] = valid.sum(axis=1)
     return out_idx, out_scores, counts

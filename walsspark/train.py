@@ -112,6 +112,12 @@ class TrainedFactors:
         """Per-item rows: ``id`` (original id), ``features`` (array<float>)."""
         return factor_rows(self.items, self.item_factor_blocks, self.params.rank)
 
+    def factor_blocks(self, side: str) -> DataFrame:
+        """One row per block of ``side`` ("user" or "item"): see :func:`factor_blocks`."""
+        if side == "user":
+            return factor_blocks(self.users, self.user_factor_blocks)
+        return factor_blocks(self.items, self.item_factor_blocks)
+
 
 def default_num_blocks(spark: SparkSession, num_ratings: int) -> int:
     """Blocks per side: one per core, more when blocks would outgrow their target size.
@@ -385,4 +391,33 @@ def factor_rows(side: SideLayout, solved: DataFrame, rank: int) -> DataFrame:
             solved.filter(F.col("kind") == BLOCK_ROW).select("block", "factors").groupBy("block")
         )
         .applyInArrow(_rows_fn(rank, arrow_type), f"id {side.id_type}, features array<float>")
+    )
+
+
+# The columns of a factor block: a block's ids (sorted), its factors (float32 bytes, one row
+# per id) and the CSR of its training pairs, whose columns index ``needed_ids`` (ids of the
+# other side). walsspark.recommend scores them as they are; the model saves them.
+FACTOR_BLOCK_COLUMNS = ("block", "ids", "factors", "indptr", "cols", "needed_ids")
+
+
+def factor_blocks(side: SideLayout, solved: DataFrame) -> DataFrame:
+    """A side's solved factors with its training pairs, one row per block.
+
+    Parameters
+    ----------
+    side : SideLayout
+        The side's rating blocks (ids, CSR, needed ids).
+    solved : DataFrame
+        The side's last half-sweep output.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`FACTOR_BLOCK_COLUMNS`.
+    """
+    factors = solved.filter(F.col("kind") == BLOCK_ROW).select("block", "factors")
+    return (
+        side.rating_blocks.select("block", "ids", "indptr", "cols", "needed_ids")
+        .join(factors, "block")
+        .select(*FACTOR_BLOCK_COLUMNS)
     )

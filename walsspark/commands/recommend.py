@@ -80,7 +80,7 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
         spark_path,
         write_directory_atomically,
     )
-    from walsspark.recommend import recommend
+    from walsspark.recommend import recommend, recommend_from_blocks
     from walsspark.session import get_or_create_session
 
     if args.k < 1:
@@ -106,36 +106,59 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
     spark = get_or_create_session(master=args.master)
     model = WALSModel.load(spark, args.model)
     by_users = args.for_side == "users"
-    query, candidates = (
-        (model.user_factors, model.item_factors)
-        if by_users
-        else (model.item_factors, model.user_factors)
-    )
-    seen, source = None, "none (--include-seen)"
-    if not args.include_seen:
-        pairs, source = seen_pairs(spark, model, args)
-        query_col, cand_col = ("user", "item") if by_users else ("item", "user")
-        seen = pairs.select(F.col(query_col).alias("query"), F.col(cand_col).alias("candidate"))
+    data = model.metadata["data"]
+    # Models since the recommendation work record their id counts: no count job.
+    num_candidates = data.get("num_items" if by_users else "num_users")
+    max_candidate_bytes = int(args.max_candidate_mb * 1024 * 1024)
+    query_blocks = model.factor_blocks(spark, args.for_side)
     unknown: list = []
     unknown_count = 0
-    if args.ids:
-        id_type = query.schema["id"].dataType.simpleString()
-        wanted = _read_ids(spark, args.ids, id_type).cache()
-        missing = wanted.join(query.select("id"), "id", "left_anti")
-        unknown_count = missing.count()
-        unknown = [row["id"] for row in missing.orderBy("id").limit(5).collect()]
-        query = query.join(wanted, "id", "left_semi")
-    recommendations = recommend(
-        spark,
-        query,
-        candidates,
-        args.k,
-        model.rank,
-        seen=seen,
-        max_candidate_bytes=int(args.max_candidate_mb * 1024 * 1024),
-        # Models since the recommendation work record their id counts: no count job.
-        num_candidates=model.metadata["data"].get("num_items" if by_users else "num_users"),
-    )
+    if query_blocks is not None and not args.ratings and not args.ids:
+        # The saved training blocks: factors and exactly the pairs trained on, scored as
+        # they lie (no input to re-read, nothing shuffled by query).
+        recommendations = recommend_from_blocks(
+            query_blocks,
+            model.factor_blocks(spark, "items" if by_users else "users"),
+            args.k,
+            model.rank,
+            num_query_blocks=data["num_user_blocks" if by_users else "num_item_blocks"],
+            num_candidates=num_candidates,
+            exclude_seen=not args.include_seen,
+            max_candidate_bytes=max_candidate_bytes,
+        )
+        source = (
+            "none (--include-seen)"
+            if args.include_seen
+            else "the training pairs saved with the model (user_blocks/, item_blocks/)"
+        )
+    else:
+        query, candidates = (
+            (model.user_factors, model.item_factors)
+            if by_users
+            else (model.item_factors, model.user_factors)
+        )
+        seen, source = None, "none (--include-seen)"
+        if not args.include_seen:
+            pairs, source = seen_pairs(spark, model, args)
+            query_col, cand_col = ("user", "item") if by_users else ("item", "user")
+            seen = pairs.select(F.col(query_col).alias("query"), F.col(cand_col).alias("candidate"))
+        if args.ids:
+            id_type = query.schema["id"].dataType.simpleString()
+            wanted = _read_ids(spark, args.ids, id_type).cache()
+            missing = wanted.join(query.select("id"), "id", "left_anti")
+            unknown_count = missing.count()
+            unknown = [row["id"] for row in missing.orderBy("id").limit(5).collect()]
+            query = query.join(wanted, "id", "left_semi")
+        recommendations = recommend(
+            spark,
+            query,
+            candidates,
+            args.k,
+            model.rank,
+            seen=seen,
+            max_candidate_bytes=max_candidate_bytes,
+            num_candidates=num_candidates,
+        )
 
     def write(staging: str) -> None:
         if args.format == "parquet":

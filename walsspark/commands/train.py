@@ -53,6 +53,12 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     # them (each read would otherwise explode the factor blocks into rows again).
     user_factors = trained.user_factors().cache()
     item_factors = trained.item_factors().cache()
+    # The factor blocks (factors with the training pairs, per block) are saved with the
+    # model and are what the recommendation tables are scored from.
+    factor_blocks = {
+        "users": trained.factor_blocks("user").cache(),
+        "items": trained.factor_blocks("item").cache(),
+    }
     evaluation = None
     if params.holdout_fraction > 0:
         start = time.perf_counter()
@@ -82,50 +88,49 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         "fit_seconds": round(trained.fit_seconds, 3),
         "evaluation": finite_or_none(evaluation),
     }
-    save_model(options["output"], user_factors, item_factors, metadata, options["overwrite"])
+    save_model(
+        options["output"],
+        user_factors,
+        item_factors,
+        metadata,
+        options["overwrite"],
+        factor_blocks=factor_blocks,
+    )
     summary = {"output": os.path.abspath(options["output"]), **metadata}
     if recommendations_path is not None:
         summary["recommendations"] = write_recommendation_tables(
             spark,
-            user_factors,
-            item_factors,
-            train.select("user", "item"),
+            factor_blocks,
+            metadata["data"],
             options["recommend_k"],
             params.rank,
             recommendations_path,
             options["overwrite"],
         )
-    user_factors.unpersist()
-    item_factors.unpersist()
+    for frame in (user_factors, item_factors, *factor_blocks.values()):
+        frame.unpersist()
     trained.release()
     return summary
 
 
 def write_recommendation_tables(
-    spark, user_factors, item_factors, pairs, k: int, rank: int, path: str, overwrite: bool
+    spark, factor_blocks: dict, data: dict, k: int, rank: int, path: str, overwrite: bool
 ) -> dict[str, Any]:
-    """Top-K items per user (``users/``) and users per item (``items/``), seen excluded."""
-    from pyspark.sql import functions as F
+    """Top-K items per user (``users/``) and users per item (``items/``), seen excluded.
 
+    Scored straight from the training blocks (:func:`walsspark.recommend.recommend_from_blocks`):
+    the blocks carry the pairs trained on, so nothing is read or shuffled again.
+    """
     from walsspark.model import spark_path, write_directory_atomically
-    from walsspark.recommend import recommend
+    from walsspark.recommend import recommend_from_blocks
 
+    users, items = factor_blocks["users"], factor_blocks["items"]
     tables = {
-        "users": recommend(
-            spark,
-            user_factors,
-            item_factors,
-            k,
-            rank,
-            seen=pairs.select(F.col("user").alias("query"), F.col("item").alias("candidate")),
+        "users": recommend_from_blocks(
+            users, items, k, rank, data["num_user_blocks"], data["num_items"]
         ),
-        "items": recommend(
-            spark,
-            item_factors,
-            user_factors,
-            k,
-            rank,
-            seen=pairs.select(F.col("item").alias("query"), F.col("user").alias("candidate")),
+        "items": recommend_from_blocks(
+            items, users, k, rank, data["num_item_blocks"], data["num_users"]
         ),
     }
 
