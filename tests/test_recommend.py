@@ -149,7 +149,6 @@ def test_top_k_from_factor_blocks_equals_brute_force(
         candidates,
         k,
         RANK,
-        num_query_blocks=3,
         num_candidates=len(problem["cand_ids"]),
         exclude_seen=exclude_seen,
         max_candidate_bytes=max_candidate_bytes,
@@ -172,14 +171,14 @@ def test_trained_blocks_give_what_the_factor_tables_give(spark):
     trained = fit(spark, ratings, params)
     users, items = trained.user_factors(), trained.item_factors()
     n_users, n_items = len({u for u, _ in pairs}), len({i for _, i in pairs})
-    for query, cand, side, other, n_cand, n_blocks in (
-        (users, items, "user", "item", n_items, 3),
-        (items, users, "item", "user", n_users, 2),
+    for query, cand, side, other, n_cand in (
+        (users, items, "user", "item", n_items),
+        (items, users, "item", "user", n_users),
     ):
         seen = ratings.selectExpr(f"{side} as query", f"{other} as candidate")
         expected = recommend(spark, query, cand, 4, RANK, seen=seen).collect()
         got = recommend_from_blocks(
-            trained.factor_blocks(side), trained.factor_blocks(other), 4, RANK, n_blocks, n_cand
+            trained.factor_blocks(side), trained.factor_blocks(other), 4, RANK, n_cand
         ).collect()
         assert top_ids(got) == top_ids(expected)
         assert len(got) == (n_users if side == "user" else n_items)

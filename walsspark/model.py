@@ -122,7 +122,18 @@ class WALSModel:
         """The saved factor blocks of ``side`` ("users" or "items"), if the model has them."""
         if not self.metadata.get("factor_blocks") or self.path is None:
             return None
-        return spark.read.parquet(spark_path(self.path, BLOCK_DIRS[side]))
+        data = self.metadata.get("data", {})
+        own, other = (
+            data.get(f"{name}_id_type")
+            for name in (("user", "item") if side == "users" else ("item", "user"))
+        )
+        schema = None
+        if own and other:
+            schema = (
+                f"block int, ids array<{own}>, factors binary, indptr binary, cols binary, "
+                f"needed_ids array<{other}>"
+            )
+        return _read_parquet(spark, spark_path(self.path, BLOCK_DIRS[side]), schema)
 
     @property
     def params(self) -> WALSParams:
@@ -168,12 +179,23 @@ class WALSModel:
             for name in names:
                 if not os.path.isdir(os.path.join(target, name)):
                     raise InputError(f"incomplete walsspark model (no {name}/): {path}")
+        data = metadata.get("data", {})
+        user_schema, item_schema = (
+            f"id {data[name]}, features array<float>" if name in data else None
+            for name in ("user_id_type", "item_id_type")
+        )
         return cls(
             metadata=metadata,
-            user_factors=spark.read.parquet(spark_path(path, "user_factors")),
-            item_factors=spark.read.parquet(spark_path(path, "item_factors")),
+            user_factors=_read_parquet(spark, spark_path(path, "user_factors"), user_schema),
+            item_factors=_read_parquet(spark, spark_path(path, "item_factors"), item_schema),
             path=path,
         )
+
+
+def _read_parquet(spark: SparkSession, path: str, schema: str | None) -> DataFrame:
+    """Read Parquet with the schema the metadata gives: no inference job per table."""
+    reader = spark.read if schema is None else spark.read.schema(schema)
+    return reader.parquet(path)
 
 
 def save_model(

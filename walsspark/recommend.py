@@ -386,7 +386,6 @@ def recommend_from_blocks(
     candidate_blocks: DataFrame,
     k: int,
     rank: int,
-    num_query_blocks: int,
     num_candidates: int,
     exclude_seen: bool = True,
     max_candidate_bytes: int = MAX_CANDIDATE_BYTES,
@@ -397,7 +396,11 @@ def recommend_from_blocks(
     ``blocks/``) holds a training block's ids, factors and the CSR of its training pairs,
     whose columns index ``needed_ids``. The query blocks are therefore ready to score as
     they are, exclusion list included: unlike :func:`recommend`, nothing is shuffled by
-    query and no seen pair moves; the query blocks keep the training block layout.
+    query and no seen pair moves. They are scored in the partitions they come in, so their
+    partitioning is the parallelism: :func:`walsspark.train.factor_blocks` gives one block
+    per partition, and the model's ``*_blocks/`` hold one file per block, which Spark's
+    file splitting spreads over the cores (measured: a repartition by block cost 0.1 s of
+    the 0.4 s job on ML-1M).
 
     Parameters
     ----------
@@ -405,8 +408,6 @@ def recommend_from_blocks(
         Factor blocks (``block``, ``ids``, ``factors``, ``indptr``, ``cols``,
         ``needed_ids``) of the side asking and the side ranked.
     k, rank : int
-    num_query_blocks : int
-        Number of query blocks (the side's training block count); one task each.
     num_candidates : int
         Number of candidate ids.
     exclude_seen : bool
@@ -425,7 +426,6 @@ def recommend_from_blocks(
         raise ValueError(f"k must be >= 1, got {k}")
     query_type = query_blocks.schema["ids"].dataType.elementType.simpleString()
     cand_type = candidate_blocks.schema["ids"].dataType.elementType.simpleString()
-    keys = partition_keys(num_query_blocks)
     if exclude_seen:
         seen = [
             F.col("indptr").alias("seen_offsets"),
@@ -439,11 +439,11 @@ def recommend_from_blocks(
             F.lit(None).cast(f"array<{cand_type}>").alias("seen_ids"),
         ]
     queries = query_blocks.select(
-        pkey_column(keys, "block").alias("qblock"),
+        F.col("block").alias("qblock"),
         F.col("ids").alias("query_ids"),
         F.col("factors").alias("query_factors"),
         *seen,
-    ).repartition(num_query_blocks, "qblock")
+    )
     candidates = candidate_blocks.select(
         F.col("block").alias("cblock"),
         F.col("ids").alias("cand_ids"),

@@ -38,7 +38,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from walsspark.blocks import SideLayout, lay_out
+from walsspark.blocks import SideLayout, lay_out, pkey_column
 from walsspark.factors import (
     decode_array,
     decode_factors,
@@ -416,8 +416,11 @@ def factor_blocks(side: SideLayout, solved: DataFrame) -> DataFrame:
         Columns :data:`FACTOR_BLOCK_COLUMNS`.
     """
     factors = solved.filter(F.col("kind") == BLOCK_ROW).select("block", "factors")
+    # One block per partition (the partition keys of the layout): the blocks are scored,
+    # and saved one file each, in the partitions they are in.
     return (
         side.rating_blocks.select("block", "ids", "indptr", "cols", "needed_ids")
         .join(factors, "block")
         .select(*FACTOR_BLOCK_COLUMNS)
+        .repartition(side.num_blocks, pkey_column(side.pkeys, "block"))
     )

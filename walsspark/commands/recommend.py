@@ -121,7 +121,6 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
             model.factor_blocks(spark, "items" if by_users else "users"),
             args.k,
             model.rank,
-            num_query_blocks=data["num_user_blocks" if by_users else "num_item_blocks"],
             num_candidates=num_candidates,
             exclude_seen=not args.include_seen,
             max_candidate_bytes=max_candidate_bytes,

@@ -126,12 +126,8 @@ def write_recommendation_tables(
 
     users, items = factor_blocks["users"], factor_blocks["items"]
     tables = {
-        "users": recommend_from_blocks(
-            users, items, k, rank, data["num_user_blocks"], data["num_items"]
-        ),
-        "items": recommend_from_blocks(
-            items, users, k, rank, data["num_item_blocks"], data["num_users"]
-        ),
+        "users": recommend_from_blocks(users, items, k, rank, num_candidates=data["num_items"]),
+        "items": recommend_from_blocks(items, users, k, rank, num_candidates=data["num_users"]),
     }
 
     def write(staging: str) -> None:
