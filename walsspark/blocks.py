@@ -46,12 +46,15 @@ from walsspark.factors import encode_array
 # its ratings (columns index the block's needed list: the distinct (other block, other id)
 # pairs it rates, in that order; the list itself is implicit) and its outgoing routes: to
 # the block of the other side with partition key route_dst_pkeys[r] go the factors of local
-# rows route_indices[route_offsets[r]:route_offsets[r + 1]]. ``needed_ids`` spells the needed
-# list out as the other side's ids, so that the block doubles as the exclusion list of
-# recommendations (walsspark.recommend): its CSR is exactly the pairs trained on.
+# rows route_indices[route_offsets[r]:route_offsets[r + 1]]. ``confidences`` (per entry, in
+# CSR order) is null unless the objective weighs entries differently (walsspark.weighting).
+# ``needed_ids`` spells the needed list out as the other side's ids, so that the block
+# doubles as the exclusion list of recommendations (walsspark.recommend): its CSR is
+# exactly the pairs trained on.
 BLOCK_FIELDS = (
     "block int, pkey int, n_rows int, nnz long, indptr binary, cols binary, targets binary, "
-    "init_hashes binary, route_dst_pkeys binary, route_offsets binary, route_indices binary"
+    "confidences binary, init_hashes binary, route_dst_pkeys binary, route_offsets binary, "
+    "route_indices binary"
 )
 
 
@@ -151,6 +154,9 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
         other_ids, other_rank = _sorted_positions(table.column("other_id"))
         other_block = table.column("other_block").to_numpy().astype(np.int64)
         targets = table.column("rating").to_numpy().astype(np.float32)
+        confidences = None
+        if "confidence" in table.column_names:
+            confidences = table.column("confidence").to_numpy().astype(np.float32)
         init_hashes = np.zeros(n_rows, dtype=np.int64)
         init_hashes[rows] = table.column("init_hash").to_numpy()
 
@@ -179,6 +185,9 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
                 "indptr": _binary(indptr, "<i8"),
                 "cols": _binary(cols[order], "<i4"),
                 "targets": _binary(targets[order], "<f4"),
+                "confidences": pa.array([None], pa.binary())
+                if confidences is None
+                else _binary(confidences[order], "<f4"),
                 "init_hashes": _binary(init_hashes, "<i8"),
                 "route_dst_pkeys": _binary(dst_pkeys, "<i4"),
                 "route_offsets": _binary(offsets, "<i8"),
@@ -216,6 +225,7 @@ def build_side(
         F.pmod(F.xxhash64(other), F.lit(other_num_blocks)).cast("int").alias("other_block"),
         F.col(other).alias("other_id"),
         F.col("rating").cast("float").alias("rating"),
+        *([F.col("confidence").cast("float")] if "confidence" in ratings.columns else []),
     )
     # An explicit repartition: AQE would coalesce a plain groupBy's shuffle into one task.
     blocks = (

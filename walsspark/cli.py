@@ -18,9 +18,17 @@ from walsspark.commands.recommend import print_recommend_summary, run_recommend
 from walsspark.commands.train import print_train_summary, run_train
 from walsspark.errors import InputError
 from walsspark.options import FORMATS, STRING_OPTIONS, SYNTHETIC_INPUT, TRAIN_DEFAULTS
-from walsspark.params import DUPLICATE_POLICIES
+from walsspark.params import CONFIDENCES, DUPLICATE_POLICIES, PRESETS, SOLVERS, apply_preset
 
 log = logging.getLogger("walsspark")
+
+
+def _number_or_text(value: str) -> float | str:
+    """A number when the text is one (scalar weights), else the text (a weight scheme)."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -66,8 +74,43 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--reg-exponent", dest="reg_exponent", type=float, help="nu: lambda_i = lambda n_i^nu"
     )
-    parser.add_argument("--row-weights", dest="row_weights", type=float, help="scalar row weight")
-    parser.add_argument("--col-weights", dest="col_weights", type=float, help="scalar col weight")
+    weights_help = (
+        "{} weights: a number, linear:F (F / n, n = the id's training ratings), power:E "
+        "(n^-E) or col:NAME (an input column)"
+    )
+    parser.add_argument(
+        "--row-weights", dest="row_weights", type=_number_or_text, help=weights_help.format("row")
+    )
+    parser.add_argument(
+        "--col-weights", dest="col_weights", type=_number_or_text, help=weights_help.format("col")
+    )
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="named objective settings (tf-wals, mllib-explicit, mllib-implicit); options "
+        "given explicitly win",
+    )
+    parser.add_argument(
+        "--implicit",
+        dest="implicit_prefs",
+        action="store_true",
+        help="implicit feedback: target 1 for r > 0, confidence from r (MLlib implicitPrefs)",
+    )
+    parser.add_argument("--alpha", type=float, help="implicit confidence scale (MLlib alpha)")
+    parser.add_argument(
+        "--confidence",
+        choices=CONFIDENCES,
+        help="implicit confidence: linear (alpha r) or log (alpha log(1 + r / eps))",
+    )
+    parser.add_argument("--epsilon", type=float, help="eps of the log confidence")
+    parser.add_argument("--weight-col", dest="weight_col", help="per-entry confidence column")
+    parser.add_argument("--solver", choices=SOLVERS, help="exact (reference) or cg")
+    parser.add_argument(
+        "--cg-steps", dest="cg_steps", type=int, help="conjugate gradient steps per half-sweep"
+    )
+    parser.add_argument(
+        "--tol", type=float, help="stop when a sweep changes the loss by less than this (relative)"
+    )
     parser.add_argument("--holdout-fraction", dest="holdout_fraction", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-user-blocks", dest="num_user_blocks", type=int)
@@ -194,6 +237,7 @@ def resolve_train_options(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults, then the config file, then the command line."""
     given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "verbose")}
     options = dict(TRAIN_DEFAULTS)
+    config: dict[str, Any] = {}
     config_path = getattr(args, "config", None)
     if config_path:
         config = load_config(config_path)
@@ -201,6 +245,7 @@ def resolve_train_options(args: argparse.Namespace) -> dict[str, Any]:
         # the command line, so that `--config conf/x.toml` behaves like typing the options.
         options.update(config)
     options.update(given)
+    options = apply_preset(options, set(given) | set(config))
     if options["input"] is None:
         raise InputError("no input given: pass --input PATH (or --input synthetic)")
     if options["output"] is None:

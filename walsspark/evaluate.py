@@ -5,8 +5,9 @@ factors (the others are *cold*: counted and reported, not scored, like MLlib's
 ``coldStartStrategy="drop"``):
 
 - ``rmse`` = sqrt(mean((r - u.v)^2)), ``mae`` = mean(|r - u.v|);
-- ``loss`` = sum W (r - u.v)^2 with W = w0 + R * C, the observed part of the training
-  objective restricted to the held-out entries;
+- ``loss`` = sum W (r - u.v)^2 with W = w0 + R C c, the observed part of the training
+  objective restricted to the held-out entries (r is the target: 0/1 for implicit
+  feedback; R C c the per-entry weight of :mod:`walsspark.weighting`);
 - ``rwse`` (root weighted squared error, as the TF estimator reported it)
   = sqrt(loss / sum W).
 """
@@ -25,9 +26,9 @@ from walsspark.params import WALSParams
 _SUMS_SCHEMA = "count long, squared double, absolute double, weighted double, weight double"
 
 
-def _partial_sums_fn(rank: int, weight: float):
+def _partial_sums_fn(rank: int, w0: float, scale: float):
     def sums(batches):
-        count, squared, absolute = 0, 0.0, 0.0
+        count, squared, absolute, weighted, total_weight = 0, 0.0, 0.0, 0.0, 0.0
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -35,16 +36,22 @@ def _partial_sums_fn(rank: int, weight: float):
             item = _matrix(batch.column("item_features"), rank)
             rating = batch.column("rating").to_numpy(zero_copy_only=False).astype(np.float64)
             error = rating - np.einsum("ij,ij->i", user, item)
+            weight = np.full(batch.num_rows, w0 + scale)
+            if "confidence" in batch.schema.names:
+                confidence = batch.column("confidence").to_numpy(zero_copy_only=False)
+                weight = w0 + scale * confidence.astype(np.float64)
             count += batch.num_rows
             squared += float(np.sum(error**2))
             absolute += float(np.sum(np.abs(error)))
+            weighted += float(np.sum(weight * error**2))
+            total_weight += float(np.sum(weight))
         yield pa.RecordBatch.from_pydict(
             {
                 "count": [count],
                 "squared": [squared],
                 "absolute": [absolute],
-                "weighted": [weight * squared],
-                "weight": [weight * count],
+                "weighted": [weighted],
+                "weight": [total_weight],
             }
         )
 
@@ -66,9 +73,10 @@ def holdout_metrics(
     user_factors, item_factors : DataFrame
         ``id``, ``features`` (array<float>).
     holdout : DataFrame
-        ``user``, ``item``, ``rating``.
+        ``user``, ``item``, ``rating`` (the target) and, with per-entry weights,
+        ``confidence`` (:func:`walsspark.weighting.entry_weights`).
     params : WALSParams
-        For the observed weight W = w0 + R * C.
+        For the observed weight W = w0 + R C c.
 
     Returns
     -------
@@ -76,7 +84,8 @@ def holdout_metrics(
         ``count``, ``cold_count``, ``rmse``, ``mae``, ``loss``, ``rwse`` (NaN when nothing
         could be scored).
     """
-    weight = params.unobserved_weight + params.row_weights * params.col_weights
+    weights = params.user_weights()
+    scale = weights.row_weight * weights.col_weight
     scored = holdout.join(
         user_factors.select(F.col("id").alias("user"), F.col("features").alias("user_features")),
         "user",
@@ -85,8 +94,13 @@ def holdout_metrics(
         "item",
     )
     totals = (
-        scored.select("rating", "user_features", "item_features")
-        .mapInArrow(_partial_sums_fn(params.rank, weight), _SUMS_SCHEMA)
+        scored.select(
+            "rating",
+            "user_features",
+            "item_features",
+            *(["confidence"] if "confidence" in holdout.columns else []),
+        )
+        .mapInArrow(_partial_sums_fn(params.rank, weights.unobserved_weight, scale), _SUMS_SCHEMA)
         .agg(
             *[
                 F.sum(name).alias(name)

@@ -22,6 +22,15 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "reg_exponent": 0.0,
     "row_weights": 1.0,
     "col_weights": 1.0,
+    "preset": None,
+    "implicit_prefs": False,
+    "alpha": 1.0,
+    "confidence": "linear",
+    "epsilon": 1.0,
+    "weight_col": None,
+    "solver": "exact",
+    "cg_steps": 3,
+    "tol": 0.0,
     "holdout_fraction": 0.1,
     "seed": 0,
     "num_user_blocks": None,
@@ -38,5 +47,5 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 # by WALSParams.validate, or are booleans).
 STRING_OPTIONS = frozenset(
     "input format user_col item_col rating_col timestamp_col duplicates output master "
-    "recommendations".split()
+    "recommendations preset confidence weight_col solver".split()
 )

@@ -9,6 +9,41 @@ from walsspark.errors import InputError
 from walsspark.solver import ObjectiveWeights
 
 DUPLICATE_POLICIES = ("mean", "sum", "last", "error")
+CONFIDENCES = ("linear", "log")
+SOLVERS = ("exact", "cg")
+
+# Named settings of the objective (DESIGN.md section 1). A preset sets these fields; any
+# of them given explicitly (command line or config file) wins over the preset.
+PRESETS: dict[str, dict] = {
+    # TensorFlow's WALSMatrixFactorization defaults: explicit target, w0 = 0.1, unit
+    # row/column weights and confidences, constant lambda.
+    "tf-wals": {
+        "implicit_prefs": False,
+        "unobserved_weight": 0.1,
+        "row_weights": 1.0,
+        "col_weights": 1.0,
+        "reg_exponent": 0.0,
+    },
+    # Spark MLlib ALS, explicit: unobserved entries ignored (w0 = 0), lambda n_i (ALS-WR).
+    "mllib-explicit": {
+        "implicit_prefs": False,
+        "unobserved_weight": 0.0,
+        "row_weights": 1.0,
+        "col_weights": 1.0,
+        "reg_exponent": 1.0,
+    },
+    # Spark MLlib ALS with implicitPrefs (Hu, Koren and Volinsky): preference 1 for r > 0,
+    # weight 1 + alpha r on observed entries and 1 elsewhere, lambda n_i.
+    "mllib-implicit": {
+        "implicit_prefs": True,
+        "confidence": "linear",
+        "unobserved_weight": 1.0,
+        "row_weights": 1.0,
+        "col_weights": 1.0,
+        "reg_exponent": 1.0,
+    },
+}
+WEIGHT_SCHEMES = ("linear", "power", "col")
 
 
 @dataclass(frozen=True)
@@ -27,10 +62,30 @@ class WALSParams:
         lambda (MLlib's regParam).
     reg_exponent : float
         nu in lambda_i = lambda * n_i ** nu: 0 as TF WALS, 1 as MLlib (ALS-WR).
-    row_weights : float
-        Scalar row (user) weight R.
-    col_weights : float
-        Scalar column (item) weight C.
+    row_weights : float or str
+        Row (user) weights R_i: a number (every row), ``"linear:F"`` (F / n_i),
+        ``"power:E"`` (n_i ** -E) with n_i the row's number of training ratings, or
+        ``"col:NAME"`` (the input column NAME, per user).
+    col_weights : float or str
+        Column (item) weights C_j, the same forms.
+    implicit_prefs : bool
+        Implicit feedback (MLlib's implicitPrefs): target 1 for r > 0, else 0, and entry
+        confidence from the rating (see ``confidence``).
+    alpha : float
+        Confidence scale (MLlib's alpha).
+    confidence : str
+        With implicit_prefs: ``"linear"`` c = alpha r, ``"log"`` c = alpha log(1 + r / epsilon).
+    epsilon : float
+        The epsilon of the log confidence.
+    weight_col : str or None
+        An input column holding each entry's confidence c_ij (replaces the rating-derived one).
+    solver : str
+        ``"exact"`` (batched LAPACK solve, the reference) or ``"cg"`` (conjugate gradient,
+        warm-started from the previous factors).
+    cg_steps : int
+        Conjugate gradient steps per half-sweep.
+    tol : float
+        Stop when the relative loss change of a sweep falls below this (0: run every sweep).
     seed : int
         Seeds the initial factors (a function of seed and original id) and the holdout split.
     num_user_blocks, num_item_blocks : int or None
@@ -49,8 +104,16 @@ class WALSParams:
     unobserved_weight: float = 0.1
     regularization: float = 0.1
     reg_exponent: float = 0.0
-    row_weights: float = 1.0
-    col_weights: float = 1.0
+    row_weights: float | str = 1.0
+    col_weights: float | str = 1.0
+    implicit_prefs: bool = False
+    alpha: float = 1.0
+    confidence: str = "linear"
+    epsilon: float = 1.0
+    weight_col: str | None = None
+    solver: str = "exact"
+    cg_steps: int = 3
+    tol: float = 0.0
     seed: int = 0
     num_user_blocks: int | None = None
     num_item_blocks: int | None = None
@@ -69,7 +132,26 @@ class WALSParams:
         for name in ("unobserved_weight", "regularization", "reg_exponent"):
             _check_non_negative(name, getattr(self, name))
         for name in ("row_weights", "col_weights"):
+            parse_weight_scheme(name, getattr(self, name))
+        if not isinstance(self.implicit_prefs, bool):
+            raise InputError(f"implicit_prefs must be true or false, got {self.implicit_prefs!r}")
+        for name in ("alpha", "epsilon"):
             _check_non_negative(name, getattr(self, name))
+            if getattr(self, name) == 0:
+                raise InputError(f"{name} must be > 0 (confidences must be positive)")
+        if self.confidence not in CONFIDENCES:
+            raise InputError(
+                f"confidence must be one of {', '.join(CONFIDENCES)}, got {self.confidence!r}"
+            )
+        if self.weight_col is not None and (
+            not isinstance(self.weight_col, str) or not self.weight_col
+        ):
+            raise InputError(f"weight_col must be a column name, got {self.weight_col!r}")
+        if self.solver not in SOLVERS:
+            raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if not _is_int(self.cg_steps) or self.cg_steps < 1:
+            raise InputError(f"cg_steps must be an integer >= 1, got {self.cg_steps!r}")
+        _check_non_negative("tol", self.tol)
         for name in ("num_user_blocks", "num_item_blocks"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
@@ -95,14 +177,29 @@ class WALSParams:
         return self
 
     def user_weights(self) -> ObjectiveWeights:
-        """The objective's weights as seen when solving users (rows)."""
+        """The objective's weights as seen when solving users (rows).
+
+        Only scalar row and column weights live here; per-id ones are folded into the
+        per-entry confidences (:mod:`walsspark.weighting`).
+        """
+        row_kind, row_value = parse_weight_scheme("row_weights", self.row_weights)
+        col_kind, col_value = parse_weight_scheme("col_weights", self.col_weights)
         return ObjectiveWeights(
             unobserved_weight=float(self.unobserved_weight),
             regularization=float(self.regularization),
             reg_exponent=float(self.reg_exponent),
-            row_weight=float(self.row_weights),
-            col_weight=float(self.col_weights),
+            row_weight=float(row_value) if row_kind == "scalar" else 1.0,
+            col_weight=float(col_value) if col_kind == "scalar" else 1.0,
         )
+
+    @property
+    def per_entry_weights(self) -> bool:
+        """True when some weight varies by entry (the blocks then carry confidences)."""
+        schemes = (
+            parse_weight_scheme("row_weights", self.row_weights)[0],
+            parse_weight_scheme("col_weights", self.col_weights)[0],
+        )
+        return self.implicit_prefs or self.weight_col is not None or schemes != ("scalar",) * 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +208,51 @@ class WALSParams:
     def from_dict(cls, values: dict) -> WALSParams:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def apply_preset(options: dict, given: set[str]) -> dict:
+    """``options`` with the preset's settings, except those in ``given`` (set explicitly)."""
+    preset = options.get("preset")
+    if preset is None:
+        return options
+    if preset not in PRESETS:
+        raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return {**options, **{k: v for k, v in PRESETS[preset].items() if k not in given}}
+
+
+def parse_weight_scheme(name: str, value: object) -> tuple[str, float | str]:
+    """``("scalar", x)``, ``("linear", f)``, ``("power", e)`` or ``("col", column)``.
+
+    Raises
+    ------
+    InputError
+        Naming ``name`` and the accepted forms.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        _check_non_negative(name, value)
+        return "scalar", float(value)
+    forms = "a number >= 0, linear:F, power:E or col:NAME"
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be {forms}, got {value!r}")
+    kind, _, argument = value.partition(":")
+    try:
+        return "scalar", _non_negative_float(name, float(value))
+    except ValueError:
+        pass
+    if kind == "col" and argument:
+        return "col", argument
+    if kind in ("linear", "power"):
+        try:
+            number = float(argument)
+        except ValueError:
+            raise InputError(f"{name} must be {forms}, got {value!r}") from None
+        return kind, _non_negative_float(name, number)
+    raise InputError(f"{name} must be {forms}, got {value!r}")
+
+
+def _non_negative_float(name: str, value: float) -> float:
+    _check_non_negative(name, value)
+    return value
 
 
 def _check_non_negative(name: str, value: object) -> None:

@@ -84,6 +84,7 @@ def read_ratings(
     item_col: str = "item_id",
     rating_col: str = "rating",
     timestamp_col: str | None = None,
+    extra_cols: tuple[str, ...] = (),
 ) -> DataFrame:
     """Read ratings into the internal layout ``user, item, rating[, timestamp]``.
 
@@ -104,6 +105,9 @@ def read_ratings(
         Source timestamp column (parquet and csv only); without it the result has no
         ``timestamp`` column unless the format defines one (tsv with four columns,
         MovieLens).
+    extra_cols : tuple of str
+        Further numeric source columns to keep under their own names as doubles (weight
+        columns; parquet and csv only).
 
     Returns
     -------
@@ -130,10 +134,13 @@ def read_ratings(
     elif fmt_name == "movielens":
         source = _movielens_file(spark, path)
 
-    if fmt_name == "parquet":
-        return _read_named(spark, path, "parquet", user_col, item_col, rating_col, timestamp_col)
-    if fmt_name == "csv":
-        return _read_named(spark, path, "csv", user_col, item_col, rating_col, timestamp_col)
+    if fmt_name in ("parquet", "csv"):
+        names = (user_col, item_col, rating_col, timestamp_col)
+        return _read_named(spark, path, fmt_name, *names, extra_cols=extra_cols)
+    if extra_cols:
+        raise InputError(
+            f"weight columns ({', '.join(extra_cols)}) need a parquet or csv input, not {fmt_name}"
+        )
     if fmt_name == "tsv":
         return _read_tsv(spark, path)
     return _read_movielens(spark, source)
@@ -147,6 +154,7 @@ def _read_named(
     item_col: str,
     rating_col: str,
     timestamp_col: str | None,
+    extra_cols: tuple[str, ...] = (),
 ) -> DataFrame:
     """Read parquet or headed CSV and map the named columns to the internal layout."""
 
@@ -162,9 +170,17 @@ def _read_named(
     if not df.columns:  # an empty csv file: no header, no rows
         raise InputError(f"input has no ratings: {path} is empty")
     wanted = [user_col, item_col, rating_col] + ([timestamp_col] if timestamp_col else [])
-    resolved = _resolve_columns(df, wanted, path)
-    sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), resolved, strict=False))
-    return _to_internal(df, sources)
+    resolved = _resolve_columns(df, wanted + list(extra_cols), path)
+    sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), resolved[: len(wanted)], strict=False))
+    extras = []
+    for name, source in zip(extra_cols, resolved[len(wanted) :], strict=True):
+        dtype = df.schema[source].dataType
+        if not isinstance(dtype, NumericType):
+            raise InputError(
+                f"weight column {name!r} has type {dtype.simpleString()}; expected numbers"
+            )
+        extras.append(_col(source).cast(DoubleType()).alias(name))
+    return _to_internal(df, sources, extras)
 
 
 def _read_tsv(spark: SparkSession, path: str) -> DataFrame:
@@ -217,7 +233,7 @@ def _read_movielens(spark: SparkSession, path: str) -> DataFrame:
     return _to_internal(df, {USER: "c0", ITEM: "c1", RATING: "c2", TIMESTAMP: "c3"})
 
 
-def _to_internal(df: DataFrame, sources: dict[str, str]) -> DataFrame:
+def _to_internal(df: DataFrame, sources: dict[str, str], extras: list | None = None) -> DataFrame:
     """Project the source columns named in ``sources`` onto the internal layout.
 
     Keeps the raw rating text (for string ratings) on a side DataFrame stored in the
@@ -231,6 +247,7 @@ def _to_internal(df: DataFrame, sources: dict[str, str]) -> DataFrame:
     ]
     if TIMESTAMP in sources:
         columns.append(_timestamp_column(sources[TIMESTAMP], fields[sources[TIMESTAMP]]))
+    columns += extras or []
     result = df.select(*columns)
     if isinstance(fields[sources[RATING]], StringType):
         raw = _col(sources[RATING]).alias(_RAW_RATING)

@@ -189,6 +189,7 @@ _BLOCK_ROW_FIELDS = (
     "indptr",
     "cols",
     "targets",
+    "confidences",
     "init_hashes",
     "route_dst_pkeys",
     "route_offsets",
@@ -215,10 +216,12 @@ def initial_factor_blocks(side: SideLayout, rank: int) -> DataFrame:
 
 def csr_from_row(row: dict) -> CsrBlock:
     """A :class:`CsrBlock` from one rating-block row (as produced by ``blocks``)."""
+    confidences = row.get("confidences")
     return CsrBlock(
         indptr=decode_array(row["indptr"], "<i8"),
         cols=decode_array(row["cols"], "<i4"),
         targets=decode_array(row["targets"], "<f4"),
+        confidences=None if confidences is None else decode_array(confidences, "<f4"),
     )
 
 

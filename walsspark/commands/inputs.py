@@ -9,10 +9,15 @@ from walsspark.errors import InputError
 from walsspark.options import SYNTHETIC_INPUT
 
 
-def read_input(spark, options: dict[str, Any]):
+def read_input(spark, options: dict[str, Any], extra_cols: tuple[str, ...] = ()):
     from walsspark.ratings_io import read_ratings
 
     if options["input"] == SYNTHETIC_INPUT:
+        if extra_cols:
+            raise InputError(
+                f"weight columns ({', '.join(extra_cols)}) need an input file; the "
+                f"'{SYNTHETIC_INPUT}' data has none"
+            )
         from walsspark.synthetic import DEFAULT_SIZE, synthetic_ratings
 
         table = synthetic_ratings(**DEFAULT_SIZE)
@@ -31,6 +36,7 @@ def read_input(spark, options: dict[str, Any]):
         item_col=options["item_col"],
         rating_col=options["rating_col"],
         timestamp_col=options["timestamp_col"],
+        extra_cols=extra_cols,
     )
 
 

@@ -26,6 +26,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     from walsspark.ratings_io import resolve_duplicates, split_holdout, validate_ratings
     from walsspark.session import get_or_create_session
     from walsspark.train import fit
+    from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     params = params_from_options(options)
     check_output_path(options["output"], options["overwrite"])
@@ -39,16 +40,22 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         )
         check_output_path(recommendations_path, options["overwrite"])
     spark = get_or_create_session(master=options["master"])
-    ratings = read_input(spark, options)
+    extra = weight_columns(params)
+    ratings = read_input(spark, options, extra_cols=extra)
     validate_ratings(ratings)
+    check_weights(ratings, params)
     ratings = resolve_duplicates(ratings, params.duplicates)
-    ratings = ratings.select("user", "item", "rating").cache()
+    ratings = ratings.select("user", "item", "rating", *extra).cache()
     train, holdout = split_holdout(ratings, params.holdout_fraction, params.seed)
     train = train.cache()
     if train.limit(1).count() == 0:
         raise InputError("no ratings left for training after the holdout split")
 
-    trained = fit(spark, train, params)
+    # Targets and per-entry confidences (implicit feedback, weight schemes); per-id
+    # weights come from the training split, for the holdout too.
+    entries = entry_weights(train, params)
+    trained = fit(spark, entries.cache() if params.per_entry_weights else entries, params)
+    holdout = entry_weights(holdout, params, reference=train)
     # Cached once: the evaluation, the saved model and the recommendation tables all read
     # them (each read would otherwise explode the factor blocks into rows again).
     user_factors = trained.user_factors().cache()
