@@ -60,6 +60,11 @@ def good_csv(*extra: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def with_args(setup: Callable[[Path], list[str]], *extra: str) -> Callable[[Path], list[str]]:
+    """``setup`` followed by more options."""
+    return lambda tmp: [*setup(tmp), *extra]
+
+
 def config(content: str | bytes | None) -> Callable[[Path], list[str]]:
     """Valid ratings and a --config file holding ``content`` (None: no such file)."""
 
@@ -142,6 +147,44 @@ def _duplicates(tmp: Path) -> list[str]:
 NAN, INF = float("nan"), float("inf")
 
 CASES = [
+    # ------------------------------------------------------------ weights
+    Case(
+        "implicit zero rating",
+        with_args(csv_input(HEADER + GOOD_ROWS + "4,10,0\n"), "--implicit"),
+        ("implicit confidence", "> 0", "user=4"),
+    ),
+    Case(
+        "weight column with nulls",
+        with_args(
+            csv_input("user_id,item_id,rating,w\n1,10,4.0,1.0\n2,10,3.0,\n"), "--weight-col", "w"
+        ),
+        ("weight column 'w'", "1 null"),
+    ),
+    Case(
+        "weight column negative",
+        with_args(
+            csv_input("user_id,item_id,rating,w\n1,10,4.0,1.0\n2,10,3.0,-2\n"), "--weight-col", "w"
+        ),
+        ("weight column 'w'", "not > 0"),
+    ),
+    Case(
+        "weight column missing",
+        good_csv("--weight-col", "nope"),
+        ("missing column nope",),
+    ),
+    Case(
+        "row weights scheme",
+        good_csv("--row-weights", "linear:x"),
+        ("row_weights", "linear:x"),
+    ),
+    Case(
+        "weight column on synthetic data",
+        lambda tmp: ["--input", "synthetic", "--col-weights", "col:w"],
+        ("weight columns (w)", "synthetic"),
+    ),
+    Case("config implicit not a boolean", config("implicit_prefs = 'yes'\n"), ("implicit",)),
+    Case("cg steps", good_csv("--solver", "cg", "--cg-steps", "0"), ("cg_steps", "0")),
+    Case("negative tol", good_csv("--tol", "-1"), ("tol", "-1")),
     # ------------------------------------------------------------ input files
     Case("missing input", _missing_input, ("input not found", "nowhere.csv")),
     Case("unreadable input", _unreadable_input, ("not readable", "ratings.csv"), permissions=True),

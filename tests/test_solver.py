@@ -151,3 +151,48 @@ def test_per_entry_confidences_weight_the_observations():
     w[rows, cols] = 0.2 + 2.0 * 0.5 * confidences
     expected = oracle.row_update(targets, w, observed, items.astype(np.float64), 0.1, 0.0)
     np.testing.assert_allclose(solution.factors, expected, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ conjugate gradient
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_cg_with_rank_steps_reaches_the_exact_solution(name):
+    s = SETTINGS[name]
+    rows, cols, values, n, m = random_problem(5)
+    rank = 4
+    items = np.random.default_rng(6).standard_normal((m, rank)).astype(np.float32)
+    weights = ObjectiveWeights(
+        s["w0"], s["lam"], s["nu"], s.get("row_weight", 1.0), s.get("col_weight", 1.0)
+    )
+    block = csr_of(rows, cols, values, n)
+    exact = solve_block(block, items, gramian(items), weights)
+    start = np.random.default_rng(7).standard_normal((n, rank)).astype(np.float32)
+    # k steps of CG solve a k x k system exactly (up to rounding); a few more absorb it.
+    cg = solver.solve_block_cg(block, items, gramian(items), weights, start, steps=2 * rank)
+    np.testing.assert_allclose(cg.factors, exact.factors, rtol=1e-4, atol=1e-5)
+    assert cg.observed_loss == pytest.approx(exact.observed_loss, rel=1e-5)
+    assert cg.regularization_loss == pytest.approx(exact.regularization_loss, rel=1e-5)
+    assert np.all(cg.factors[3] == 0.0)
+
+
+def test_cg_steps_reduce_the_error_and_chunks_do_not_matter(monkeypatch):
+    rows, cols, values, n, m = random_problem(8, n=40, m=30, density=0.5)
+    rank = 8
+    items = np.random.default_rng(9).standard_normal((m, rank)).astype(np.float32)
+    weights = ObjectiveWeights(1.0, 0.1, 1.0)
+    block = csr_of(rows, cols, values, n)
+    exact = solve_block(block, items, gramian(items), weights).factors
+    start = np.zeros((n, rank), dtype=np.float32)
+    errors = [
+        np.abs(
+            solver.solve_block_cg(block, items, gramian(items), weights, start, steps).factors
+            - exact
+        ).max()
+        for steps in (1, 3, 6)
+    ]
+    assert errors[0] > errors[1] > errors[2]
+    whole = solver.solve_block_cg(block, items, gramian(items), weights, start, 3).factors
+    monkeypatch.setattr(solver, "CG_MAX_ENTRIES", 7)  # a few rows per chunk, long rows alone
+    chunked = solver.solve_block_cg(block, items, gramian(items), weights, start, 3).factors
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)

@@ -177,3 +177,36 @@ def test_reliable_checkpoints_when_a_checkpoint_dir_is_set(spark, tmp_path):
     # Same numbers as with local checkpoints only.
     local = fit(spark, ratings_frame(spark, rows, cols, values), WALSParams(**setting))
     np.testing.assert_allclose(result["losses"], [r.loss for r in local.history], rtol=1e-9)
+
+
+def test_cg_solver_with_enough_steps_trains_like_the_exact_one(spark):
+    setting = dict(rank=3, sweeps=3, num_user_blocks=2, num_item_blocks=2, regularization=0.1)
+    rows, cols, values, n, m = make_ratings(seed=6)
+    ratings = ratings_frame(spark, rows, cols, values).cache()
+    exact = fit(spark, ratings, WALSParams(**setting))
+    cg = fit(spark, ratings, WALSParams(solver="cg", cg_steps=8, **setting))
+    few = fit(spark, ratings, WALSParams(solver="cg", cg_steps=1, **setting))
+    ids = [user_id(i) for i in range(n)]
+    exact_users = dense_factors(exact.user_factors(), ids, 3)
+    np.testing.assert_allclose(
+        dense_factors(cg.user_factors(), ids, 3), exact_users, rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        [r.loss for r in cg.history], [r.loss for r in exact.history], rtol=1e-5
+    )
+    # One step per sweep is not exact, but it still lowers the loss sweep after sweep.
+    losses = [r.loss for r in few.history]
+    assert losses[-1] > exact.history[-1].loss * (1 + 1e-6)
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(losses, losses[1:], strict=False))
+
+
+def test_tol_stops_when_the_loss_settles(spark):
+    rows, cols, values, _, _ = make_ratings(seed=7)
+    ratings = ratings_frame(spark, rows, cols, values)
+    params = WALSParams(rank=3, sweeps=30, tol=1e-3, num_user_blocks=1, num_item_blocks=1)
+    trained = fit(spark, ratings, params, on_sweep=lambda *sides: {"sides": len(sides)})
+    losses = [r.loss for r in trained.history]
+    assert 2 <= len(losses) < 30
+    assert abs(losses[-2] - losses[-1]) / losses[-2] < 1e-3
+    assert all(abs(a - b) / a >= 1e-3 for a, b in zip(losses[:-2], losses[1:-1], strict=True))
+    assert [r.metrics for r in trained.history] == [{"sides": 4}] * len(losses)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +48,13 @@ from walsspark.factors import (
     initial_factors,
 )
 from walsspark.params import WALSParams
-from walsspark.solver import CsrBlock, ObjectiveWeights, gramian, solve_block
+from walsspark.solver import (
+    CsrBlock,
+    ObjectiveWeights,
+    gramian,
+    solve_block,
+    solve_block_cg,
+)
 
 log = logging.getLogger("walsspark")
 
@@ -84,6 +91,7 @@ class SweepRecord:
     sweep: int
     loss: float
     seconds: float
+    metrics: dict | None = None
 
 
 @dataclass
@@ -225,16 +233,23 @@ def csr_from_row(row: dict) -> CsrBlock:
     )
 
 
-def _solve_fn(rank: int, weights: ObjectiveWeights):
-    """Cogroup function: solve one rating block against the factors routed to it."""
+def _solve_fn(rank: int, weights: ObjectiveWeights, solver: str = "exact", cg_steps: int = 3):
+    """Cogroup function: solve one rating block against the factors routed to it.
 
-    def solve(ratings: pa.Table, routed: pa.Table) -> pa.Table:
+    With ``solver="cg"`` the block's own factors of the last sweep arrive too (a
+    ``BLOCK_ROW`` among the routes) as the conjugate gradient's starting point.
+    """
+
+    def solve(ratings: pa.Table, received: pa.Table) -> pa.Table:
         if ratings.num_rows == 0:
             # Routes go to every block number; a block whose ids all hashed elsewhere has
             # no ratings (more blocks than ids) and nothing to solve.
             return _SOLVED_ARROW_SCHEMA.empty_table()
         row = ratings.select(list(_BLOCK_ROW_FIELDS)).slice(0, 1).to_pylist()[0]
         block = csr_from_row(row)
+        is_route = received.column("kind").to_numpy() == ROUTE_ROW
+        routed = received.filter(pa.array(is_route))
+        previous = received.filter(pa.array(~is_route))
         # Every block of the fixed side sends one route here: concatenated in source-block
         # order the pieces are exactly this block's needed list (which the CSR columns
         # index), and their Gramians add up to the fixed side's Gramian.
@@ -243,7 +258,11 @@ def _solve_fn(rank: int, weights: ObjectiveWeights):
         other = np.vstack([decode_factors(chunks[i], rank) for i in order])
         grams = routed.column("gram").to_pylist()
         fixed_gram = np.sum([decode_array(g, "<f8") for g in grams], axis=0).reshape(rank, rank)
-        solution = solve_block(block, other, fixed_gram, weights)
+        if solver == "cg" and previous.num_rows:
+            start = decode_factors(previous.column("factors")[0].as_py(), rank)
+            solution = solve_block_cg(block, other, fixed_gram, weights, start, cg_steps)
+        else:
+            solution = solve_block(block, other, fixed_gram, weights)
         # This block's share of the loss after this half-sweep: observed part, unobserved
         # part w0 tr(G_fixed G_block), its own regularization, and the share of the fixed
         # side's regularization that was routed to it (each fixed block's sum reaches
@@ -260,22 +279,32 @@ def _solve_fn(rank: int, weights: ObjectiveWeights):
 
 
 def half_sweep(
-    solving: SideLayout, fixed_solved: DataFrame, weights: ObjectiveWeights, rank: int
+    solving: SideLayout,
+    fixed_solved: DataFrame,
+    weights: ObjectiveWeights,
+    rank: int,
+    previous: DataFrame | None = None,
+    cg_steps: int = 3,
 ) -> DataFrame:
     """Solve every block of ``solving`` against the other side's last output (lazy).
 
     Only the route rows of ``fixed_solved`` are shuffled, each to the one block that needs
-    it; the rating blocks are already partitioned by ``pkey`` and do not move.
+    it; the rating blocks are already partitioned by ``pkey`` and do not move. With
+    ``previous`` (the side's own last output) the blocks are solved by conjugate gradient
+    from their previous factors, each block row sent back to its own block.
     """
-    routed = (
-        fixed_solved.filter(F.col("kind") == ROUTE_ROW)
-        .select("dst_pkey", "block", "factors", "gram", "regularization")
-        .repartition(solving.num_blocks, "dst_pkey")
-    )
+    columns = ["kind", "dst_pkey", "block", "factors", "gram", "regularization"]
+    routed = fixed_solved.filter(F.col("kind") == ROUTE_ROW).select(*columns)
+    if previous is not None:
+        own = previous.filter(F.col("kind") == BLOCK_ROW).withColumn(
+            "dst_pkey", pkey_column(solving.pkeys, "block")
+        )
+        routed = routed.unionByName(own.select(*columns))
+    solve = _solve_fn(rank, weights, "exact" if previous is None else "cg", cg_steps)
     return (
         solving.rating_blocks.groupBy("pkey")
-        .cogroup(routed.groupBy("dst_pkey"))
-        .applyInArrow(_solve_fn(rank, weights), SOLVED_SCHEMA)
+        .cogroup(routed.repartition(solving.num_blocks, "dst_pkey").groupBy("dst_pkey"))
+        .applyInArrow(solve, SOLVED_SCHEMA)
     )
 
 
@@ -307,7 +336,12 @@ def checkpoint_dir(spark: SparkSession) -> str | None:
         return None
 
 
-def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedFactors:
+def fit(
+    spark: SparkSession,
+    ratings: DataFrame,
+    params: WALSParams,
+    on_sweep: Callable[[SideLayout, DataFrame, SideLayout, DataFrame], dict] | None = None,
+) -> TrainedFactors:
     """Train user and item factors.
 
     Parameters
@@ -316,6 +350,11 @@ def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedF
     ratings : DataFrame
         Validated ratings with columns ``user``, ``item``, ``rating``, one row per pair.
     params : WALSParams
+        Besides the objective: ``solver`` (exact or CG), ``tol`` (stop once a sweep changes
+        the loss by a smaller fraction).
+    on_sweep : callable, optional
+        Called after every sweep with (users, user blocks, items, item blocks); what it
+        returns is recorded as the sweep's ``metrics`` (e.g. holdout metrics).
 
     Returns
     -------
@@ -340,19 +379,38 @@ def fit(spark: SparkSession, ratings: DataFrame, params: WALSParams) -> TrainedF
 
     reliable_dir = checkpoint_dir(spark)
     item_blocks = initial_factor_blocks(items, rank)
+    cg = params.solver == "cg"
+    # CG starts every block from its last factors: the users' first start is their
+    # initial factors (a function of seed and id, like the items').
+    user_blocks = initial_factor_blocks(users, rank) if cg else None
     history: list[SweepRecord] = []
     for sweep in range(1, params.sweeps + 1):
         sweep_start = time.perf_counter()
         # Every checkpoint_interval sweeps, a reliable checkpoint when a directory is set
         # (MLlib's checkpointInterval); otherwise the executors' local checkpoints.
         reliable = reliable_dir is not None and sweep % params.checkpoint_interval == 0
-        user_blocks = _materialize(half_sweep(users, item_blocks, user_weights, rank), reliable)
-        item_blocks = _materialize(half_sweep(items, user_blocks, item_weights, rank), reliable)
+        previous_items = item_blocks if cg else None
+        user_blocks = _materialize(
+            half_sweep(users, item_blocks, user_weights, rank, user_blocks, params.cg_steps),
+            reliable,
+        )
+        item_blocks = _materialize(
+            half_sweep(items, user_blocks, item_weights, rank, previous_items, params.cg_steps),
+            reliable,
+        )
         # One Spark job per sweep: collecting the item half-sweep's loss runs both halves.
         loss = collect_loss(item_blocks)
         seconds = time.perf_counter() - sweep_start
         history.append(SweepRecord(sweep, loss, seconds))
         log.info("sweep %d/%d loss %.6g (%.2f s)", sweep, params.sweeps, loss, seconds)
+        if on_sweep is not None:
+            history[-1].metrics = on_sweep(users, user_blocks, items, item_blocks)
+        if params.tol > 0 and len(history) > 1:
+            before = history[-2].loss
+            change = abs(before - loss) / max(abs(before), 1e-300)
+            if change < params.tol:
+                log.info("relative loss change %.3g < tol %g: stopping", change, params.tol)
+                break
     return TrainedFactors(
         params=params,
         users=users,

@@ -25,7 +25,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     from walsspark.model import check_output_path, save_model
     from walsspark.ratings_io import resolve_duplicates, split_holdout, validate_ratings
     from walsspark.session import get_or_create_session
-    from walsspark.train import fit
+    from walsspark.train import factor_rows, fit
     from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     params = params_from_options(options)
@@ -54,8 +54,22 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     # Targets and per-entry confidences (implicit feedback, weight schemes); per-id
     # weights come from the training split, for the holdout too.
     entries = entry_weights(train, params)
-    trained = fit(spark, entries.cache() if params.per_entry_weights else entries, params)
-    holdout = entry_weights(holdout, params, reference=train)
+    holdout = entry_weights(holdout, params, reference=train).cache()
+    on_sweep = None
+    if params.holdout_fraction > 0:
+
+        def on_sweep(users, user_blocks, items, item_blocks) -> dict:
+            # The holdout metrics of every sweep, for the history in metadata.json.
+            rank = params.rank
+            metrics = holdout_metrics(
+                factor_rows(users, user_blocks, rank),
+                factor_rows(items, item_blocks, rank),
+                holdout,
+                params,
+            )
+            return finite_or_none({k: metrics[k] for k in ("rmse", "mae", "rwse", "loss")})
+
+    trained = fit(spark, entries.cache() if params.per_entry_weights else entries, params, on_sweep)
     # Cached once: the evaluation, the saved model and the recommendation tables all read
     # them (each read would otherwise explode the factor blocks into rows again).
     user_factors = trained.user_factors().cache()
@@ -89,9 +103,15 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
             "num_item_blocks": trained.items.num_blocks,
         },
         "history": [
-            {"sweep": r.sweep, "loss": r.loss, "seconds": round(r.seconds, 3)}
+            {
+                "sweep": r.sweep,
+                "loss": r.loss,
+                "seconds": round(r.seconds, 3),
+                **({"holdout": r.metrics} if r.metrics is not None else {}),
+            }
             for r in trained.history
         ],
+        "sweeps_run": len(trained.history),
         "fit_seconds": round(trained.fit_seconds, 3),
         "evaluation": finite_or_none(evaluation),
     }
