@@ -65,6 +65,7 @@ from bench_train import (  # noqa: E402 - needs the path above; also puts the re
     add_data_arguments,
     contention_warning,
     mllib_blas,
+    read_benchmark_ratings,
     release,
     resolve_data,
 )
@@ -696,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in worker_environment().items():
         os.environ.setdefault(name, value)
 
-    from walsspark.ratings_io import read_ratings, resolve_duplicates, split_holdout
+    from walsspark.ratings_io import split_holdout
 
     spark = get_or_create_session(master=args.master, app_name="walsspark-bench-recommend")
     spark.sparkContext.setCheckpointDir(
@@ -704,15 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark.sparkContext.setLogLevel("ERROR")
 
-    ratings = read_ratings(
-        spark,
-        str(data_path),
-        fmt=args.format,
-        user_col=args.user_col,
-        item_col=args.item_col,
-        rating_col=args.rating_col,
-    ).select("user", "item", "rating")
-    ratings = resolve_duplicates(ratings, "mean")
+    ratings = read_benchmark_ratings(spark, data_path, args)
     train, holdout = split_holdout(ratings, args.holdout, args.seed)
     train = train.cache()
     n_train, n_holdout = train.count(), holdout.count()

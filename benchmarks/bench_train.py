@@ -227,6 +227,21 @@ class ForeignCpuMonitor:
         self._seen = seen
 
 
+def read_benchmark_ratings(spark, data_path: Path, args: argparse.Namespace):
+    """The ratings of ``--data`` (duplicates averaged): user, item, rating."""
+    from walsspark.ratings_io import read_ratings, resolve_duplicates
+
+    ratings = read_ratings(
+        spark,
+        str(data_path),
+        fmt=args.format,
+        user_col=args.user_col,
+        item_col=args.item_col,
+        rating_col=args.rating_col,
+    ).select("user", "item", "rating")
+    return resolve_duplicates(ratings, "mean")
+
+
 def _foreign_note(run: dict) -> str:
     value = run.get("foreign_cpu_seconds", math.nan)
     return "" if math.isnan(value) else f"; other processes used {value:.1f} CPU s meanwhile"
@@ -518,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from walsspark.params import WALSParams
-    from walsspark.ratings_io import read_ratings, resolve_duplicates, split_holdout
+    from walsspark.ratings_io import split_holdout
     from walsspark.session import get_or_create_session
 
     spark = get_or_create_session(master=args.master, app_name="walsspark-bench")
@@ -530,15 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(spark, "sparkContext"):
         spark.sparkContext.setLogLevel("ERROR")
 
-    ratings = read_ratings(
-        spark,
-        str(data_path),
-        fmt=args.format,
-        user_col=args.user_col,
-        item_col=args.item_col,
-        rating_col=args.rating_col,
-    ).select("user", "item", "rating")
-    ratings = resolve_duplicates(ratings, "mean")
+    ratings = read_benchmark_ratings(spark, data_path, args)
     train, holdout = split_holdout(ratings, args.holdout, args.seed)
     train = train.cache()
     holdout = holdout.cache()

@@ -13,12 +13,21 @@ import sys
 import tomllib
 from typing import Any
 
+from walsspark.commands.evaluate import print_evaluate_summary, run_evaluate
 from walsspark.commands.project import print_project_summary, run_project
 from walsspark.commands.recommend import print_recommend_summary, run_recommend
+from walsspark.commands.split import print_split_summary, run_split
 from walsspark.commands.train import print_train_summary, run_train
 from walsspark.errors import InputError
 from walsspark.options import FORMATS, STRING_OPTIONS, SYNTHETIC_INPUT, TRAIN_DEFAULTS
-from walsspark.params import CONFIDENCES, DUPLICATE_POLICIES, PRESETS, SOLVERS, apply_preset
+from walsspark.params import (
+    CONFIDENCES,
+    DUPLICATE_POLICIES,
+    PRESETS,
+    SOLVERS,
+    SPLIT_METHODS,
+    apply_preset,
+)
 
 log = logging.getLogger("walsspark")
 
@@ -47,6 +56,66 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(subparsers)
     _recommend_parser(subparsers)
     _project_parser(subparsers)
+    _evaluate_parser(subparsers)
+    _split_parser(subparsers)
+    return parser
+
+
+def _evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="rating and ranking metrics of a model on a test set",
+        description="RMSE and MAE (explicit models) on the test ratings, and precision, "
+        "recall, NDCG, MAP, hit rate @K and catalog coverage of the top-K lists of the test "
+        "users, training items excluded. Writes a JSON file and prints a table.",
+    )
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--test", required=True, help="test ratings (read like training input)")
+    parser.add_argument(
+        "--train",
+        help="training ratings to exclude from the lists (default: the pairs saved with the model)",
+    )
+    parser.add_argument("--k", type=int, default=10, help="list length K")
+    parser.add_argument(
+        "--min-rating",
+        dest="min_rating",
+        type=float,
+        help="test pairs rated at least this are relevant (default: all; implicit: r > 0)",
+    )
+    parser.add_argument("--format", choices=FORMATS, help="format of --test")
+    parser.add_argument("--train-format", dest="train_format", choices=FORMATS)
+    parser.add_argument("--user-col", dest="user_col")
+    parser.add_argument("--item-col", dest="item_col")
+    parser.add_argument("--output", help="JSON file (default: MODEL-evaluation.json)")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--master", help="Spark master for a new session")
+    return parser
+
+
+def _split_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "split",
+        help="write a seeded train/test split as Parquet",
+        description="Split ratings into OUTPUT/train and OUTPUT/test (Parquet, the input's "
+        "column names): random by rating, a fraction per user, leave-k-out per user, or by "
+        "time. Seeded and reproducible.",
+    )
+    parser.add_argument("--input", required=True, help="ratings file or directory")
+    parser.add_argument("--format", choices=FORMATS, default="auto")
+    parser.add_argument("--user-col", dest="user_col", default="user_id")
+    parser.add_argument("--item-col", dest="item_col", default="item_id")
+    parser.add_argument("--rating-col", dest="rating_col", default="rating")
+    parser.add_argument("--timestamp-col", dest="timestamp_col")
+    parser.add_argument("--method", choices=SPLIT_METHODS, default="random")
+    parser.add_argument(
+        "--fraction", type=float, default=0.2, help="share held out (random, user-fraction, time)"
+    )
+    parser.add_argument("--k", type=int, default=1, help="ratings per user (leave-k-out)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="mean")
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--master", help="Spark master for a new session")
     return parser
 
 
@@ -112,6 +181,12 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
         "--tol", type=float, help="stop when a sweep changes the loss by less than this (relative)"
     )
     parser.add_argument("--holdout-fraction", dest="holdout_fraction", type=float)
+    parser.add_argument(
+        "--split", choices=SPLIT_METHODS, help="how the holdout is chosen (default random)"
+    )
+    parser.add_argument(
+        "--holdout-k", dest="holdout_k", type=int, help="ratings per user for leave-k-out"
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-user-blocks", dest="num_user_blocks", type=int)
     parser.add_argument("--num-item-blocks", dest="num_item_blocks", type=int)
@@ -268,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
+        if args.command == "evaluate":
+            print_evaluate_summary(run_evaluate(args))
+        if args.command == "split":
+            print_split_summary(run_split(args))
         if args.command == "project":
             print_project_summary(run_project(args))
         if args.command == "recommend":

@@ -32,6 +32,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "cg_steps": 3,
     "tol": 0.0,
     "holdout_fraction": 0.1,
+    "split": "random",
+    "holdout_k": 1,
     "seed": 0,
     "num_user_blocks": None,
     "num_item_blocks": None,
@@ -47,5 +49,5 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 # by WALSParams.validate, or are booleans).
 STRING_OPTIONS = frozenset(
     "input format user_col item_col rating_col timestamp_col duplicates output master "
-    "recommendations preset confidence weight_col solver".split()
+    "recommendations preset confidence weight_col solver split".split()
 )

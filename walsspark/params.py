@@ -10,6 +10,7 @@ from walsspark.solver import ObjectiveWeights
 
 DUPLICATE_POLICIES = ("mean", "sum", "last", "error")
 CONFIDENCES = ("linear", "log")
+SPLIT_METHODS = ("random", "user-fraction", "leave-k-out", "time")
 SOLVERS = ("exact", "cg")
 
 # Named settings of the objective (DESIGN.md section 1). A preset sets these fields; any
@@ -97,6 +98,11 @@ class WALSParams:
         What to do with repeated (user, item) pairs: mean, sum, last (by timestamp) or error.
     holdout_fraction : float
         Fraction of ratings held out for the evaluation after training.
+    split : str
+        How the holdout is chosen (:mod:`walsspark.splits`): random, user-fraction,
+        leave-k-out or time.
+    holdout_k : int
+        Ratings held out per user by the leave-k-out split.
     """
 
     rank: int = 10
@@ -120,6 +126,8 @@ class WALSParams:
     checkpoint_interval: int = 10
     duplicates: str = "mean"
     holdout_fraction: float = 0.0
+    split: str = "random"
+    holdout_k: int = 1
 
     def validate(self) -> WALSParams:
         """Raise :class:`InputError` naming the first bad value; return self when all are fine."""
@@ -171,10 +179,19 @@ class WALSParams:
                 "unobserved_weight and regularization cannot both be 0 "
                 "(rows with fewer ratings than the rank would have no unique solution)"
             )
+        if self.split not in SPLIT_METHODS:
+            raise InputError(f"split must be one of {', '.join(SPLIT_METHODS)}, got {self.split!r}")
+        if not _is_int(self.holdout_k) or self.holdout_k < 1:
+            raise InputError(f"holdout_k must be an integer >= 1, got {self.holdout_k!r}")
         fraction = self.holdout_fraction
         if not isinstance(fraction, int | float) or not 0.0 <= fraction < 1.0:
             raise InputError(f"holdout fraction must be in [0, 1), got {fraction!r}")
         return self
+
+    @property
+    def has_holdout(self) -> bool:
+        """True when the split holds ratings out (leave-k-out needs no fraction)."""
+        return self.holdout_fraction > 0 or self.split == "leave-k-out"
 
     def user_weights(self) -> ObjectiveWeights:
         """The objective's weights as seen when solving users (rows).

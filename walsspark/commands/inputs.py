@@ -55,3 +55,30 @@ def print_examples(rows, what: str) -> None:
     for row in rows:
         best = ", ".join(f"{r['id']} ({r['score']:.2f})" for r in row["recommendations"][:5])
         print(f"  {what} {row['id']}: {best}")
+
+
+def read_like_training(spark, model, path: str, fmt: str | None, user_col, item_col):
+    """Ratings read like the model's training input (its column names unless given), their
+    id types checked against the model's."""
+    data = model.metadata["data"]
+    options = {
+        "input": path,
+        "format": fmt or "auto",
+        "user_col": user_col or data["user_col"],
+        "item_col": item_col or data["item_col"],
+        "rating_col": data["rating_col"],
+        "timestamp_col": None,
+    }
+    ratings = read_input(spark, options)
+    check_id_types(ratings, data, path)
+    return ratings
+
+
+def check_id_types(ratings, data: dict, source: str) -> None:
+    """Raise when the ids of ``ratings`` are not of the model's types."""
+    for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
+        actual = ratings.schema[column].dataType.simpleString()
+        if actual != expected:
+            raise InputError(
+                f"{column} ids in {source} are {actual} but the model's are {expected}"
+            )

@@ -7,26 +7,28 @@ import os
 import sys
 from typing import Any
 
-from walsspark.commands.inputs import check_model_path, print_examples, read_input
+from walsspark.commands.inputs import (
+    check_id_types,
+    check_model_path,
+    print_examples,
+    read_input,
+    read_like_training,
+)
 from walsspark.errors import InputError
 from walsspark.options import SYNTHETIC_INPUT, TRAIN_DEFAULTS
 
 
 def seen_pairs(spark, model, args) -> tuple[Any, str]:
     """The (user, item) pairs the model was trained on, and where they came from."""
-    from walsspark.ratings_io import resolve_duplicates, split_holdout
+    from walsspark.ratings_io import resolve_duplicates
+    from walsspark.splits import split_ratings
 
     data = model.metadata["data"]
     if args.ratings:
-        options = {
-            "input": args.ratings,
-            "format": args.ratings_format or "auto",
-            "user_col": args.user_col or data["user_col"],
-            "item_col": args.item_col or data["item_col"],
-            "rating_col": data["rating_col"],
-            "timestamp_col": None,
-        }
-        ratings, source = read_input(spark, options), f"ratings {args.ratings}"
+        ratings = read_like_training(
+            spark, model, args.ratings, args.ratings_format, args.user_col, args.item_col
+        )
+        source = f"ratings {args.ratings}"
     else:
         options = {key: data.get(key) for key in TRAIN_DEFAULTS if key in data}
         if options.get("input") != SYNTHETIC_INPUT and not os.path.exists(str(options["input"])):
@@ -38,15 +40,13 @@ def seen_pairs(spark, model, args) -> tuple[Any, str]:
         params = model.params
         if data.get("timestamp_col") is None and params.duplicates == "last":
             raise InputError("cannot recompute the training pairs: pass --ratings PATH")
-        ratings = resolve_duplicates(ratings.select("user", "item", "rating"), "sum")
-        ratings, _ = split_holdout(ratings, params.holdout_fraction, params.seed)
+        keep = ["timestamp"] if "timestamp" in ratings.columns else []
+        ratings = resolve_duplicates(ratings.select("user", "item", "rating", *keep), "sum")
+        ratings, _ = split_ratings(
+            ratings, params.split, params.holdout_fraction, params.holdout_k, params.seed
+        )
         source = f"the model's training input {options['input']} (holdout removed)"
-    for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
-        actual = ratings.schema[column].dataType.simpleString()
-        if actual != expected:
-            raise InputError(
-                f"{column} ids in {source} are {actual} but the model's are {expected}"
-            )
+        check_id_types(ratings, data, source)
     return ratings.select("user", "item"), source
 
 

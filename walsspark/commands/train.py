@@ -23,8 +23,9 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     """Read, validate, train, evaluate and save; return a summary."""
     from walsspark.evaluate import holdout_metrics
     from walsspark.model import check_output_path, save_model
-    from walsspark.ratings_io import resolve_duplicates, split_holdout, validate_ratings
+    from walsspark.ratings_io import resolve_duplicates, validate_ratings
     from walsspark.session import get_or_create_session
+    from walsspark.splits import split_ratings
     from walsspark.train import factor_rows, fit
     from walsspark.weighting import check_weights, entry_weights, weight_columns
 
@@ -45,8 +46,11 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     validate_ratings(ratings)
     check_weights(ratings, params)
     ratings = resolve_duplicates(ratings, params.duplicates)
-    ratings = ratings.select("user", "item", "rating", *extra).cache()
-    train, holdout = split_holdout(ratings, params.holdout_fraction, params.seed)
+    keep = ["timestamp"] if params.split == "time" and "timestamp" in ratings.columns else []
+    ratings = ratings.select("user", "item", "rating", *keep, *extra).cache()
+    train, holdout = split_ratings(
+        ratings, params.split, params.holdout_fraction, params.holdout_k, params.seed
+    )
     train = train.cache()
     if train.limit(1).count() == 0:
         raise InputError("no ratings left for training after the holdout split")
@@ -56,7 +60,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     entries = entry_weights(train, params)
     holdout = entry_weights(holdout, params, reference=train).cache()
     on_sweep = None
-    if params.holdout_fraction > 0:
+    if params.has_holdout:
 
         def on_sweep(users, user_blocks, items, item_blocks) -> dict:
             # The holdout metrics of every sweep, for the history in metadata.json.
@@ -81,7 +85,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         "items": trained.factor_blocks("item").cache(),
     }
     evaluation = None
-    if params.holdout_fraction > 0:
+    if params.has_holdout:
         start = time.perf_counter()
         evaluation = holdout_metrics(user_factors, item_factors, holdout, params)
         log.info("evaluated the holdout in %.1f s", time.perf_counter() - start)

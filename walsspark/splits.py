@@ -1,0 +1,96 @@
+"""Train/test splits of ratings: seeded, reproducible, computed on the executors.
+
+- ``random``: each rating is held out when a uniform hashed from (seed, user, item) is
+  below ``fraction`` (:func:`walsspark.ratings_io.split_holdout`);
+- ``user-fraction``: per user, the ``round(fraction * n_u)`` ratings with the smallest
+  hashed uniforms are held out, keeping at least one in training;
+- ``leave-k-out``: per user, the ``k`` ratings with the smallest hashed uniforms are held
+  out; users with ``k`` or fewer ratings stay whole in training;
+- ``time``: ratings after the ``1 - fraction`` quantile of the timestamps are held out (one
+  global cut: the test set is the most recent ``fraction`` of the ratings).
+
+Every assignment depends only on the seed, the pair and (for the per-user methods) the
+user's other pairs, never on partitioning or row order.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from walsspark.errors import InputError
+from walsspark.params import SPLIT_METHODS
+from walsspark.ratings_io import holdout_uniform, split_holdout
+
+# Relative error of the timestamp quantile of the time split.
+TIME_QUANTILE_ERROR = 1e-4
+
+
+def split_ratings(
+    ratings: DataFrame, method: str, fraction: float, k: int, seed: int
+) -> tuple[DataFrame, DataFrame]:
+    """Split ratings into ``(train, test)`` by ``method``.
+
+    Parameters
+    ----------
+    ratings : DataFrame
+        ``user``, ``item``, ``rating`` (and ``timestamp`` for the time split), one row per
+        pair.
+    method : str
+        One of :data:`SPLIT_METHODS`.
+    fraction : float
+        Share held out (random, user-fraction, time), in [0, 1).
+    k : int
+        Ratings held out per user (leave-k-out), >= 1.
+    seed : int
+
+    Returns
+    -------
+    tuple of DataFrame
+        Both with the columns of ``ratings``.
+
+    Raises
+    ------
+    InputError
+        Unknown method, bad fraction or k, or a time split without a timestamp column.
+    """
+    if method not in SPLIT_METHODS:
+        raise InputError(f"split must be one of {', '.join(SPLIT_METHODS)}, got {method!r}")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise InputError(f"holdout fraction must be in [0, 1), got {fraction!r}")
+    if not 0.0 <= fraction < 1.0:
+        raise InputError(f"holdout fraction must be in [0, 1), got {fraction!r}")
+    if method == "random":
+        return split_holdout(ratings, fraction, seed)
+    if method == "time":
+        return _split_by_time(ratings, fraction)
+    if method == "leave-k-out" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise InputError(f"holdout k must be an integer >= 1, got {k!r}")
+    # Rank each user's ratings by the hashed uniform (the item breaks exact ties).
+    by_user = Window.partitionBy("user").orderBy(holdout_uniform(seed), "item")
+    ranked = ratings.withColumn("_rank", F.row_number().over(by_user)).withColumn(
+        "_count", F.count(F.lit(1)).over(Window.partitionBy("user"))
+    )
+    if method == "leave-k-out":
+        held = (F.col("_rank") <= F.lit(k)) & (F.col("_count") > F.lit(k))
+    else:
+        quota = F.least(F.round(F.col("_count") * F.lit(float(fraction))), F.col("_count") - 1)
+        held = F.col("_rank") <= quota
+    ranked = ranked.withColumn("_held", held)
+    columns = ratings.columns
+    return (
+        ranked.filter(~F.col("_held")).select(*columns),
+        ranked.filter(F.col("_held")).select(*columns),
+    )
+
+
+def _split_by_time(ratings: DataFrame, fraction: float) -> tuple[DataFrame, DataFrame]:
+    if "timestamp" not in ratings.columns:
+        raise InputError("the time split needs a timestamp column (pass --timestamp-col NAME)")
+    if fraction == 0:
+        return ratings, ratings.limit(0)
+    cut = ratings.approxQuantile("timestamp", [1.0 - fraction], TIME_QUANTILE_ERROR)
+    if not cut:  # no ratings
+        return ratings, ratings.limit(0)
+    after = F.col("timestamp") > F.lit(cut[0])
+    return ratings.filter(~after | F.col("timestamp").isNull()), ratings.filter(after)
