@@ -40,3 +40,36 @@ def test_projected_rows_equal_the_oracle_row_update(spark):
             )
             assert result[500 + r]["rated"] == observed[r].sum()
     assert result[900]["features"] == [0.0] * rank and result[900]["rated"] == 0
+
+
+def test_implicit_fold_in_uses_targets_and_confidences(spark):
+    """mllib-implicit settings: target 1, W = 1 + alpha r on the rated entries."""
+    rng = np.random.default_rng(9)
+    rank, m, alpha = 3, 10, 2.0
+    items = rng.standard_normal((m, rank)).astype(np.float32)
+    fixed = spark.createDataFrame(
+        [(j, [float(x) for x in f]) for j, f in enumerate(items)], "id long, features array<float>"
+    )
+    mask = rng.random((5, m)) < 0.5
+    mask[:, 0] = True
+    rows, cols = np.nonzero(mask)
+    values = rng.integers(1, 6, len(rows)).astype(np.float64)
+    frame = spark.createDataFrame(
+        [
+            (int(r), int(c), 1.0, alpha * float(v))
+            for r, c, v in zip(rows, cols, values, strict=True)
+        ],
+        "row long, other long, rating double, confidence double",
+    )
+    result = {
+        r["id"]: r["features"]
+        for r in project(frame, fixed, rank, ObjectiveWeights(1.0, 0.1, 1.0)).collect()
+    }
+
+    targets = np.zeros((5, m))
+    targets[rows, cols] = 1.0
+    w = np.ones((5, m))
+    w[rows, cols] += alpha * values
+    expected = oracle.row_update(targets, w, mask, items.astype(np.float64), 0.1, 1.0)
+    for r in range(5):
+        np.testing.assert_allclose(result[r], expected[r], rtol=1e-4, atol=1e-5)

@@ -81,7 +81,8 @@ def train_and_compare(spark, params: WALSParams, seed: int = 0):
     ids=["tf-defaults", "mllib-explicit"],
 )
 def test_distributed_factors_equal_dense_oracle(spark, setting):
-    params = WALSParams(rank=3, sweeps=4, num_user_blocks=2, num_item_blocks=3, **setting)
+    # rank 6 > the default cg_steps: only exact solves match the oracle here.
+    params = WALSParams(rank=6, sweeps=4, num_user_blocks=2, num_item_blocks=3, **setting)
     trained, users, items, expected_users, expected_items, history = train_and_compare(
         spark, params
     )

@@ -39,9 +39,13 @@ def _project_fn(rank: int, weights: ObjectiveWeights):
 def _project_block(pair: pa.RecordBatch, rank: int, weights: ObjectiveWeights):
     fixed_ids = pair.column("cand_ids")[0].values
     fixed = decode_factors(pair.column("cand_factors")[0].as_py(), rank)
-    ratings = pair.column("ratings")[0].values  # struct<row, other, rating>
+    ratings = pair.column("ratings")[0].values  # struct<row, other, rating[, confidence]>
     row_ids = ratings.field("row")
     targets = ratings.field("rating").to_numpy(zero_copy_only=False)
+    names = [ratings.type.field(i).name for i in range(ratings.type.num_fields)]
+    confidences = None
+    if "confidence" in names:
+        confidences = ratings.field("confidence").to_numpy(zero_copy_only=False)
     cols = pc.fill_null(pc.index_in(ratings.field("other"), value_set=fixed_ids), -1).to_numpy()
     known = cols >= 0  # ratings of ids the model does not know carry no information here
     encoded = pc.dictionary_encode(row_ids)
@@ -51,7 +55,9 @@ def _project_block(pair: pa.RecordBatch, rank: int, weights: ObjectiveWeights):
     order = np.lexsort((cols, rows))
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    block = CsrBlock(indptr, cols[order], targets[order].astype(np.float32))
+    if confidences is not None:
+        confidences = confidences[known][order].astype(np.float32)
+    block = CsrBlock(indptr, cols[order], targets[order].astype(np.float32), confidences)
     solution = solve_block(block, fixed, gramian(fixed), weights)
     features = pa.FixedSizeListArray.from_arrays(
         pa.array(solution.factors.ravel(), pa.float32()), rank
@@ -73,7 +79,9 @@ def project(
     Parameters
     ----------
     new_ratings : DataFrame
-        ``row`` (the new ids), ``other`` (ids of the trained side), ``rating``.
+        ``row`` (the new ids), ``other`` (ids of the trained side), ``rating`` (the target)
+        and, for models with per-entry weights, ``confidence``
+        (:func:`walsspark.weighting.entry_weights`).
     fixed_factors : DataFrame
         ``id``, ``features`` of the trained side.
     rank : int
@@ -108,6 +116,11 @@ def project(
                     "row",
                     F.col("other").cast(other_type).alias("other"),
                     F.col("rating").cast("float").alias("rating"),
+                    *(
+                        [F.col("confidence").cast("float").alias("confidence")]
+                        if "confidence" in new_ratings.columns
+                        else []
+                    ),
                 )
             ).alias("ratings")
         )

@@ -389,9 +389,9 @@ def fit(
         # Every checkpoint_interval sweeps, a reliable checkpoint when a directory is set
         # (MLlib's checkpointInterval); otherwise the executors' local checkpoints.
         reliable = reliable_dir is not None and sweep % params.checkpoint_interval == 0
-        previous_items = item_blocks if cg else None
+        previous_users, previous_items = (user_blocks, item_blocks) if cg else (None, None)
         user_blocks = _materialize(
-            half_sweep(users, item_blocks, user_weights, rank, user_blocks, params.cg_steps),
+            half_sweep(users, item_blocks, user_weights, rank, previous_users, params.cg_steps),
             reliable,
         )
         item_blocks = _materialize(

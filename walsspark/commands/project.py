@@ -17,10 +17,12 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
 
     from walsspark.model import WALSModel, check_output_path, spark_path
     from walsspark.model import write_directory_atomically as write_atomically
+    from walsspark.params import parse_weight_scheme
     from walsspark.project import project
     from walsspark.ratings_io import resolve_duplicates, validate_ratings
     from walsspark.recommend import recommend
     from walsspark.session import get_or_create_session
+    from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     if args.k is not None and args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
@@ -37,10 +39,19 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
         "rating_col": args.rating_col or data["rating_col"],
         "timestamp_col": None,
     }
-    ratings = read_input(spark, options)
+    params = model.params
+    for name in ("row_weights", "col_weights"):
+        if parse_weight_scheme(name, getattr(params, name))[0] != "scalar":
+            raise InputError(
+                f"fold-in of a model trained with per-id {name} ({getattr(params, name)}) is "
+                "not supported: they depend on training counts the model does not keep"
+            )
+    extra = weight_columns(params)
+    ratings = read_input(spark, options, extra_cols=extra)
     validate_ratings(ratings)
-    policy = "mean" if model.params.duplicates == "last" else model.params.duplicates
-    ratings = resolve_duplicates(ratings.select("user", "item", "rating"), policy)
+    check_weights(ratings, params)
+    policy = "mean" if params.duplicates == "last" else params.duplicates
+    ratings = resolve_duplicates(ratings.select("user", "item", "rating", *extra), policy)
     for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
         actual = ratings.schema[column].dataType.simpleString()
         if actual != expected:
@@ -50,9 +61,14 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
     by_users = args.for_side == "users"
     row, other = ("user", "item") if by_users else ("item", "user")
     fixed = model.item_factors if by_users else model.user_factors
-    weights = model.params.user_weights()
+    weights = params.user_weights()
     weights = weights if by_users else weights.swapped()
-    new = ratings.select(F.col(row).alias("row"), F.col(other).alias("other"), "rating").cache()
+    # The training targets and confidences (implicit feedback, a weight column).
+    entries = entry_weights(ratings, params)
+    confidence = ["confidence"] if "confidence" in entries.columns else []
+    new = entries.select(
+        F.col(row).alias("row"), F.col(other).alias("other"), "rating", *confidence
+    ).cache()
     factors = project(new, fixed, model.rank, weights).cache()
     tables = {"factors": factors}
     if args.k is not None:
