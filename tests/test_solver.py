@@ -193,6 +193,6 @@ def test_cg_steps_reduce_the_error_and_chunks_do_not_matter(monkeypatch):
     ]
     assert errors[0] > errors[1] > errors[2]
     whole = solver.solve_block_cg(block, items, gramian(items), weights, start, 3).factors
-    monkeypatch.setattr(solver, "CG_MAX_ENTRIES", 7)  # a few rows per chunk, long rows alone
+    monkeypatch.setattr(solver, "MAX_CHUNK_FLOATS", 40)  # one or a few rows per chunk
     chunked = solver.solve_block_cg(block, items, gramian(items), weights, start, 3).factors
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)

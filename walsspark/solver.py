@@ -344,11 +344,6 @@ def _lstsq_stack(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.matmul(np.linalg.pinv(lhs), rhs[:, :, None])[:, :, 0]
 
 
-# Entries gathered at once by the conjugate gradient solver: bounds its (entries x k)
-# float64 work arrays (131072 x 64 x 8 B = 64 MiB) whatever the block size.
-CG_MAX_ENTRIES = 131072
-
-
 def solve_block_cg(
     block: CsrBlock,
     other: np.ndarray,
@@ -362,9 +357,11 @@ def solve_block_cg(
     Each row's normal equation ``A_i u_i = b_i`` (see the module docstring) is solved by
     ``steps`` conjugate gradient iterations started from ``previous`` (the row's factors
     from the last sweep), as benfred/implicit does for implicit feedback. ``A_i`` is never
-    formed: ``A_i x = w0 G x + lambda_i x + sum_j (W_ij - w0) (v_j . x) v_j`` costs
-    O(n_i k + k^2) per row and step instead of the exact solve's O(n_i k^2 + k^3). In exact
-    arithmetic, k steps reach the exact solution.
+    formed: ``A_i x = w0 G x + lambda_i x + V_i^T (c_i * (V_i x))`` with ``c_i`` the
+    entries' W - w0 costs O(n_i k + k^2) per row and step instead of the exact solve's
+    O(n_i k^2 + k^3). Rows are padded into the same length buckets and chunks as the exact
+    solve, so every product is one batched ``matmul`` over a chunk (a row longer than a
+    chunk is a chunk of its own). In exact arithmetic, k steps reach the exact solution.
 
     Parameters
     ----------
@@ -386,52 +383,44 @@ def solve_block_cg(
     w0 = weights.unobserved_weight
     w0_gram = w0 * np.asarray(other_gramian, dtype=np.float64)
     w_obs = observed_weights(block, weights).astype(np.float64)
+    other_padded = np.vstack([other.astype(np.float64), np.zeros((1, k))])
+    zero_row = len(other)
     factors = np.zeros((block.n_rows, k), dtype=np.float32)
     observed, regularization = 0.0, 0.0
-    rows_with_entries = np.flatnonzero(counts > 0)
-    ends = block.indptr[rows_with_entries + 1]
-    start = 0
-    while start < len(rows_with_entries):
-        # A run of rows whose entries fit in CG_MAX_ENTRIES (at least one row).
-        budget = block.indptr[rows_with_entries[start]] + CG_MAX_ENTRIES
-        stop = max(start + 1, int(np.searchsorted(ends, budget, side="right")))
-        rows = rows_with_entries[start:stop]
-        start = stop
-        entries = _entries_of(block, rows)
-        system = _RowSystems(
-            v=other[block.cols[entries]].astype(np.float64),
-            excess=w_obs[entries] - w0,
-            owner=np.repeat(np.arange(len(rows)), counts[rows]),
-            seg_starts=np.concatenate([[0], np.cumsum(counts[rows])[:-1]]),
-            reg=reg[rows][:, None],
-            w0_gram=w0_gram,
-        )
-        weighted_targets = w_obs[entries] * block.targets[entries]
-        rhs = np.add.reduceat(weighted_targets[:, None] * system.v, system.seg_starts)
-        factors[rows] = _conjugate_gradient(system, rhs, previous[rows], steps)
-        u = factors[rows].astype(np.float64)  # the stored (float32) factors
-        predictions = np.einsum("ek,ek->e", system.v, u[system.owner])
-        errors = block.targets[entries] - predictions
-        observed += float(np.sum(w_obs[entries] * errors**2 - w0 * predictions**2))
-        regularization += float(np.sum(reg[rows] * np.sum(u * u, axis=1)))
+    for positions in _length_buckets(counts):
+        length = int(counts[positions].max())
+        step = max(1, MAX_CHUNK_FLOATS // (length * k))
+        offsets = np.arange(length)
+        for first in range(0, len(positions), step):
+            rows = positions[first : first + step]
+            valid = offsets[None, :] < counts[rows][:, None]
+            entry = np.where(valid, block.indptr[rows][:, None] + offsets[None, :], 0)
+            v = other_padded[np.where(valid, block.cols[entry], zero_row)]  # (b, L, k)
+            w = np.where(valid, w_obs[entry], 0.0)
+            a = np.where(valid, block.targets[entry], 0.0)
+            system = _RowSystems(v, np.where(valid, w - w0, 0.0), reg[rows][:, None], w0_gram)
+            rhs = np.matmul((w * a)[:, None, :], v)[:, 0, :]
+            factors[rows] = _conjugate_gradient(system, rhs, previous[rows], steps)
+            u = factors[rows].astype(np.float64)  # the stored (float32) factors
+            predictions = np.matmul(v, u[:, :, None])[:, :, 0]
+            observed += float(np.sum(w * (a - predictions) ** 2 - w0 * predictions**2))
+            regularization += float(np.sum(reg[rows] * np.sum(u * u, axis=1)))
     return BlockSolution(factors, observed, regularization)
 
 
 @dataclass(frozen=True)
 class _RowSystems:
-    """The normal equations of a run of rows, in the form CG multiplies with."""
+    """The normal equations of a chunk of rows, in the form CG multiplies with."""
 
-    v: np.ndarray  # (entries, k) the other side's factors of every entry
-    excess: np.ndarray  # (entries,) W_ij - w0
-    owner: np.ndarray  # (entries,) the row (within the run) of every entry
-    seg_starts: np.ndarray  # (rows,) first entry of every row
+    v: np.ndarray  # (rows, L, k) the other side's factors of every entry, zero-padded
+    excess: np.ndarray  # (rows, L) W_ij - w0, zero on padding
     reg: np.ndarray  # (rows, 1) lambda_i
     w0_gram: np.ndarray  # (k, k) w0 G
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """A_i x_i for every row."""
-        dots = np.einsum("ek,ek->e", self.v, x[self.owner])
-        observed = np.add.reduceat((self.excess * dots)[:, None] * self.v, self.seg_starts)
+        scores = np.matmul(self.v, x[:, :, None])[:, :, 0] * self.excess
+        observed = np.matmul(scores[:, None, :], self.v)[:, 0, :]
         return x @ self.w0_gram + self.reg * x + observed
 
 
@@ -454,11 +443,3 @@ def _conjugate_gradient(
         direction = residual + beta[:, None] * direction
         r_sq = new_r_sq
     return x
-
-
-def _entries_of(block: CsrBlock, rows: np.ndarray) -> np.ndarray:
-    """The entry positions of ``rows`` (ascending) in CSR order."""
-    starts = block.indptr[rows]
-    lengths = block.indptr[rows + 1] - starts
-    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(int(lengths.sum())) + shift
