@@ -185,6 +185,7 @@ CASES = [
     Case("config implicit not a boolean", config("implicit_prefs = 'yes'\n"), ("implicit",)),
     Case("cg steps", good_csv("--solver", "cg", "--cg-steps", "0"), ("cg_steps", "0")),
     Case("negative tol", good_csv("--tol", "-1"), ("tol", "-1")),
+    Case("time split without timestamps", good_csv("--split", "time"), ("timestamp column",)),
     # ------------------------------------------------------------ input files
     Case("missing input", _missing_input, ("input not found", "nowhere.csv")),
     Case("unreadable input", _unreadable_input, ("not readable", "ratings.csv"), permissions=True),

@@ -174,3 +174,18 @@ def test_bad_input_one_line_exit_2(implicit_model, workdir, tmp_path, capsys, na
     assert_one_error_line(status, capsys.readouterr(), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (Path(str(implicit_model) + "-evaluation.json")).exists()
+
+
+def test_unknown_test_ids_are_counted_as_cold(implicit_model, workdir, tmp_path, capsys):
+    test = pq.read_table(str(workdir / "split" / "test")).to_pylist()
+    rows = [f"{r['user_id']},{r['item_id']},{r['rating']}" for r in test]
+    rows += ["stranger,1,5", "stranger,2,4", "u1,999,5"]  # an unknown user, an unknown item
+    path = tmp_path / "test.csv"
+    path.write_text("user_id,item_id,rating\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--model", str(implicit_model), "--test", str(path), "--k", "3"]
+    assert main([*args, "--output", str(out)]) == 0
+    assert "3 cold" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["cold_ratings"] == 3 and result["cold_users"] == 1
+    assert result["scored_ratings"] == len(test)
