@@ -211,3 +211,30 @@ def test_tol_stops_when_the_loss_settles(spark):
     assert abs(losses[-2] - losses[-1]) / losses[-2] < 1e-3
     assert all(abs(a - b) / a >= 1e-3 for a, b in zip(losses[:-2], losses[1:-1], strict=True))
     assert [r.metrics for r in trained.history] == [{"sides": 4}] * len(losses)
+
+
+def test_holdout_scorer_on_blocks_equals_per_id_scoring(spark):
+    """The per-sweep scorer (groups by block pair) gives what scoring per-id rows gives,
+    cold pairs and per-entry confidences included."""
+    from walsspark.evaluate import HoldoutScorer, holdout_metrics
+
+    rows, cols, values, n, m = make_ratings(seed=12, n=40, m=25)
+    ratings = ratings_frame(spark, rows, cols, values)
+    params = WALSParams(
+        rank=3, sweeps=2, num_user_blocks=3, num_item_blocks=2, holdout_fraction=0.3
+    )
+    train, holdout = ratings.randomSplit([0.7, 0.3], seed=4)
+    holdout = holdout.union(
+        spark.createDataFrame(
+            [(99999, "item-0", 3.0), (user_id(0), "nowhere", 1.0)], holdout.schema
+        )
+    ).withColumn("confidence", F.lit(2.0))
+    trained = fit(spark, train, params)
+    scorer = HoldoutScorer(holdout, trained.users, trained.items, params)
+    got = scorer.metrics(trained.user_factor_blocks, trained.item_factor_blocks)
+    expected = holdout_metrics(trained.user_factors(), trained.item_factors(), holdout, params)
+    assert got["count"] == expected["count"] and got["cold_count"] == expected["cold_count"] >= 2
+    for name in ("rmse", "mae", "loss", "rwse"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-9), name
+    scorer.release()
+    trained.release()

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from walsspark.factors import decode_factors
 from walsspark.params import WALSParams
 from walsspark.ranking import METRICS, per_user_metrics
 
@@ -217,3 +218,125 @@ def ranking_metrics(
     result[f"coverage@{k}"] = distinct / num_items if num_items else math.nan
     joined.unpersist()
     return result
+
+
+_HOLDOUT_SUMS_SCHEMA = "squared double, absolute double, weighted double, weight double"
+MAX_BROADCAST_FACTOR_BYTES = 64 * 1024 * 1024
+
+
+def _holdout_sums_fn(rank: int, w0: float, scale: float):
+    """mapInArrow function: error sums of (user block, item block) groups of held-out pairs."""
+
+    def sums(batches):
+        squared = absolute = weighted = total_weight = 0.0
+        for batch in batches:
+            for row in batch.to_pylist():
+                users = decode_factors(row["ufactors"], rank).astype(np.float64)
+                items = decode_factors(row["ifactors"], rank).astype(np.float64)
+                user_rows = np.asarray(row["uidx"], dtype=np.int64)
+                item_rows = np.asarray(row["iidx"], dtype=np.int64)
+                target = np.asarray(row["rating"], dtype=np.float64)
+                error = target - np.einsum("ij,ij->i", users[user_rows], items[item_rows])
+                weight = np.full(len(target), w0 + scale)
+                if row.get("confidence") is not None:
+                    weight = w0 + scale * np.asarray(row["confidence"], dtype=np.float64)
+                squared += float(np.sum(error**2))
+                absolute += float(np.sum(np.abs(error)))
+                weighted += float(np.sum(weight * error**2))
+                total_weight += float(np.sum(weight))
+        yield pa.RecordBatch.from_pydict(
+            {
+                "squared": [squared],
+                "absolute": [absolute],
+                "weighted": [weighted],
+                "weight": [total_weight],
+            }
+        )
+
+    return sums
+
+
+class HoldoutScorer:
+    """Holdout metrics straight from the factor blocks, cheap enough for every sweep.
+
+    The held-out pairs are laid out once: each pair gets its user's and item's block and
+    local index (``posexplode`` of the blocks' sorted ids), and the pairs are grouped by
+    (user block, item block). Scoring a sweep then joins those groups with the two sides'
+    factor block rows (a few rows each) and sums errors on the executors: no per-id factor
+    rows are built (:func:`holdout_metrics` builds them and joins the pairs with them).
+
+    Parameters
+    ----------
+    holdout : DataFrame
+        ``user``, ``item``, ``rating`` (target) and optionally ``confidence``.
+    users, items : SideLayout
+        The training layout (its blocks' ids).
+    params : WALSParams
+    """
+
+    def __init__(self, holdout: DataFrame, users, items, params: WALSParams):
+        self.rank = params.rank
+        weights = params.user_weights()
+        self.w0 = weights.unobserved_weight
+        self.scale = weights.row_weight * weights.col_weight
+        user_index = users.rating_blocks.select(
+            F.col("block").alias("ublock"), F.posexplode("ids").alias("uidx", "user")
+        )
+        item_index = items.rating_blocks.select(
+            F.col("block").alias("iblock"), F.posexplode("ids").alias("iidx", "item")
+        )
+        pairs = holdout.join(user_index, "user").join(item_index, "item")
+        lists = [
+            F.collect_list("uidx").alias("uidx"),
+            F.collect_list("iidx").alias("iidx"),
+            F.collect_list("rating").alias("rating"),
+        ]
+        if "confidence" in holdout.columns:
+            lists.append(F.collect_list("confidence").alias("confidence"))
+        self.groups = pairs.groupBy("ublock", "iblock").agg(*lists).cache()
+        self.count = int(self.groups.select(F.sum(F.size("rating"))).collect()[0][0] or 0)
+        # Factor blocks up to this size are broadcast to the holdout groups (one stage per
+        # sweep); larger ones are shuffled to them.
+        num_ids = users.num_ids() + items.num_ids()
+        self.broadcast_factors = num_ids * params.rank * 4 <= MAX_BROADCAST_FACTOR_BYTES
+        self.cold_count = holdout.count() - self.count
+
+    def metrics(self, user_solved: DataFrame, item_solved: DataFrame) -> dict:
+        """``count``, ``cold_count``, ``rmse``, ``mae``, ``loss``, ``rwse`` of these factors.
+
+        ``user_solved``, ``item_solved``: the sides' half-sweep outputs
+        (:data:`walsspark.train.SOLVED_SCHEMA`; their block rows hold the factors).
+        """
+        result = {"count": self.count, "cold_count": self.cold_count}
+        if self.count == 0:
+            result.update(rmse=math.nan, mae=math.nan, loss=math.nan, rwse=math.nan)
+            return result
+        users = user_solved.filter(F.col("kind") == 0).select(
+            F.col("block").alias("ublock"), F.col("factors").alias("ufactors")
+        )
+        items = item_solved.filter(F.col("kind") == 0).select(
+            F.col("block").alias("iblock"), F.col("factors").alias("ifactors")
+        )
+        if self.broadcast_factors:
+            users, items = F.broadcast(users), F.broadcast(items)
+        # One row of sums per partition, added up here: no aggregation stage.
+        partial = (
+            self.groups.join(users, "ublock")
+            .join(items, "iblock")
+            .mapInArrow(_holdout_sums_fn(self.rank, self.w0, self.scale), _HOLDOUT_SUMS_SCHEMA)
+            .collect()
+        )
+        totals = {
+            name: sum(row[name] for row in partial)
+            for name in ("squared", "absolute", "weighted", "weight")
+        }
+        result["rmse"] = math.sqrt(totals["squared"] / self.count)
+        result["mae"] = totals["absolute"] / self.count
+        result["loss"] = float(totals["weighted"])
+        result["rwse"] = (
+            math.sqrt(totals["weighted"] / totals["weight"]) if totals["weight"] else math.nan
+        )
+        return result
+
+    def release(self) -> None:
+        self.groups.unpersist()

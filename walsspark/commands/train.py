@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from typing import Any
 
 from walsspark.commands.inputs import print_examples, read_input
@@ -21,12 +20,12 @@ def params_from_options(options: dict[str, Any]) -> WALSParams:
 
 def run_train(options: dict[str, Any]) -> dict[str, Any]:
     """Read, validate, train, evaluate and save; return a summary."""
-    from walsspark.evaluate import holdout_metrics
+    from walsspark.evaluate import HoldoutScorer
     from walsspark.model import check_output_path, save_model
     from walsspark.ratings_io import resolve_duplicates, validate_ratings
     from walsspark.session import get_or_create_session
     from walsspark.splits import split_ratings
-    from walsspark.train import factor_rows, fit
+    from walsspark.train import fit
     from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     params = params_from_options(options)
@@ -59,19 +58,14 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     # weights come from the training split, for the holdout too.
     entries = entry_weights(train, params)
     holdout = entry_weights(holdout, params, reference=train).cache()
-    on_sweep = None
+    on_sweep, scorer = None, []
     if params.has_holdout:
 
         def on_sweep(users, user_blocks, items, item_blocks) -> dict:
-            # The holdout metrics of every sweep, for the history in metadata.json.
-            rank = params.rank
-            metrics = holdout_metrics(
-                factor_rows(users, user_blocks, rank),
-                factor_rows(items, item_blocks, rank),
-                holdout,
-                params,
-            )
-            return finite_or_none({k: metrics[k] for k in ("rmse", "mae", "rwse", "loss")})
+            # Holdout metrics after every sweep, from the factor blocks (laid out once).
+            if not scorer:
+                scorer.append(HoldoutScorer(holdout, users, items, params))
+            return scorer[0].metrics(user_blocks, item_blocks)
 
     trained = fit(spark, entries.cache() if params.per_entry_weights else entries, params, on_sweep)
     # Cached once: the evaluation, the saved model and the recommendation tables all read
@@ -84,11 +78,10 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         "users": trained.factor_blocks("user").cache(),
         "items": trained.factor_blocks("item").cache(),
     }
-    evaluation = None
-    if params.has_holdout:
-        start = time.perf_counter()
-        evaluation = holdout_metrics(user_factors, item_factors, holdout, params)
-        log.info("evaluated the holdout in %.1f s", time.perf_counter() - start)
+    # The last sweep's holdout metrics are the model's evaluation.
+    evaluation = trained.history[-1].metrics if params.has_holdout else None
+    for holdout_scorer in scorer:
+        holdout_scorer.release()
     metadata = {
         "params": params.to_dict(),
         "data": {
@@ -111,7 +104,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
                 "sweep": r.sweep,
                 "loss": r.loss,
                 "seconds": round(r.seconds, 3),
-                **({"holdout": r.metrics} if r.metrics is not None else {}),
+                **({"holdout": _sweep_metrics(r.metrics)} if r.metrics is not None else {}),
             }
             for r in trained.history
         ],
@@ -171,6 +164,10 @@ def write_recommendation_tables(
         for name in tables
     }
     return {"path": os.path.abspath(path), "k": k, "examples": examples}
+
+
+def _sweep_metrics(metrics: dict) -> dict | None:
+    return finite_or_none({k: metrics[k] for k in ("rmse", "mae", "rwse", "loss")})
 
 
 def finite_or_none(metrics: dict | None) -> dict | None:
