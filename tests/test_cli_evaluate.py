@@ -189,3 +189,28 @@ def test_unknown_test_ids_are_counted_as_cold(implicit_model, workdir, tmp_path,
     result = json.loads(out.read_text())
     assert result["cold_ratings"] == 3 and result["cold_users"] == 1
     assert result["scored_ratings"] == len(test)
+
+
+def test_evaluate_merges_repeated_test_pairs(implicit_model, workdir, tmp_path):
+    test = pq.read_table(str(workdir / "split" / "test")).to_pylist()
+    once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
+    lines = [f"{r['user_id']},{r['item_id']},{r['rating']}" for r in test]
+    once.write_text("user_id,item_id,rating\n" + "\n".join(lines) + "\n")
+    twice.write_text("user_id,item_id,rating\n" + "\n".join(lines + lines) + "\n")
+    results = []
+    for path in (once, twice):
+        out = tmp_path / f"{path.stem}.json"
+        args = ["evaluate", "--model", str(implicit_model), "--test", str(path), "--k", "3"]
+        assert main([*args, "--output", str(out)]) == 0
+        results.append(json.loads(out.read_text()))
+    assert results[0]["metrics"] == results[1]["metrics"]
+    assert results[0]["scored_ratings"] == results[1]["scored_ratings"] == len(test)
+
+
+def test_the_rating_column_can_be_the_weight_column(workdir, tmp_path, capsys):
+    args = ["train", "--input", str(workdir / "ratings.csv"), "--output", str(tmp_path / "m")]
+    args += ["--implicit", "--weight-col", "rating", "--rank", "2", "--sweeps", "1"]
+    assert main([*args, "--holdout-fraction", "0"]) == 0
+    assert "model written to" in capsys.readouterr().out
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["params"]["weight_col"] == "rating"

@@ -193,6 +193,22 @@ def test_cg_steps_reduce_the_error_and_chunks_do_not_matter(monkeypatch):
     ]
     assert errors[0] > errors[1] > errors[2]
     whole = solver.solve_block_cg(block, items, gramian(items), weights, start, 3).factors
-    monkeypatch.setattr(solver, "MAX_CHUNK_FLOATS", 40)  # one or a few rows per chunk
+    # Every row (at most m = 30 entries x rank 8) fits a chunk, which holds only 1-2 rows.
+    monkeypatch.setattr(solver, "MAX_CHUNK_FLOATS", 240)
     chunked = solver.solve_block_cg(block, items, gramian(items), weights, start, 3).factors
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_cg_solves_rows_longer_than_a_chunk_exactly(monkeypatch):
+    rows, cols, values, n, m = random_problem(10, n=20, m=30, density=0.5)
+    rank = 4
+    items = np.random.default_rng(11).standard_normal((m, rank)).astype(np.float32)
+    weights = ObjectiveWeights(0.5, 0.1, 1.0)
+    block = csr_of(rows, cols, values, n)
+    exact = solve_block(block, items, gramian(items), weights)
+    start = np.zeros((n, rank), dtype=np.float32)
+    # Every row is longer than a chunk of 8 floats: all are solved exactly, in slices.
+    monkeypatch.setattr(solver, "MAX_CHUNK_FLOATS", 8)
+    cg = solver.solve_block_cg(block, items, gramian(items), weights, start, steps=1)
+    np.testing.assert_allclose(cg.factors, exact.factors, rtol=1e-4, atol=1e-5)
+    assert cg.observed_loss == pytest.approx(exact.observed_loss, rel=1e-6)

@@ -31,7 +31,9 @@ def frame_with_weights(spark, rows, cols, values, entry_weight, user_weight):
         (user_id(int(i)), item_id(int(j)), float(v), float(w), float(user_weight[i]))
         for i, j, v, w in zip(rows, cols, values, entry_weight, strict=True)
     ]
-    return spark.createDataFrame(data, "user long, item string, rating double, w double, uw double")
+    return spark.createDataFrame(
+        data, "user long, item string, rating double, _w_w double, _w_uw double"
+    )
 
 
 def dense_weights(params: WALSParams, rows, cols, values, entry_weight, user_weight):
@@ -154,7 +156,7 @@ def test_presets_set_what_they_document():
 def test_bad_confidences_are_named(spark, rating, weight, params, words):
     ratings = spark.createDataFrame(
         [(1, 1, 4.0, 1.0), (2, 1, rating, weight)],
-        "user long, item long, rating double, w double",
+        "user long, item long, rating double, _w_w double",
     )
     with pytest.raises(InputError) as error:
         check_weights(ratings, params)

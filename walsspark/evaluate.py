@@ -286,14 +286,17 @@ class HoldoutScorer:
             F.col("block").alias("iblock"), F.posexplode("ids").alias("iidx", "item")
         )
         pairs = holdout.join(user_index, "user").join(item_index, "item")
-        lists = [
-            F.collect_list("uidx").alias("uidx"),
-            F.collect_list("iidx").alias("iidx"),
-            F.collect_list("rating").alias("rating"),
-        ]
+        fields = ["uidx", "iidx", "rating"]
         if "confidence" in holdout.columns:
-            lists.append(F.collect_list("confidence").alias("confidence"))
-        self.groups = pairs.groupBy("ublock", "iblock").agg(*lists).cache()
+            fields.append("confidence")
+        # One list of structs, then its fields: the lists stay aligned even with nulls.
+        entries = F.collect_list(F.struct(*fields)).alias("entries")
+        self.groups = (
+            pairs.groupBy("ublock", "iblock")
+            .agg(entries)
+            .select("ublock", "iblock", *[F.col(f"entries.{f}").alias(f) for f in fields])
+            .cache()
+        )
         self.count = int(self.groups.select(F.sum(F.size("rating"))).collect()[0][0] or 0)
         # Factor blocks up to this size are broadcast to the holdout groups (one stage per
         # sweep); larger ones are shuffled to them.

@@ -17,10 +17,11 @@ SOLVERS = ("exact", "cg")
 # of them given explicitly (command line or config file) wins over the preset.
 PRESETS: dict[str, dict] = {
     # TensorFlow's WALSMatrixFactorization defaults: explicit target, w0 = 0.1, unit
-    # row/column weights and confidences, constant lambda.
+    # row/column weights and confidences, no regularization (regularization_coeff=None).
     "tf-wals": {
         "implicit_prefs": False,
         "unobserved_weight": 0.1,
+        "regularization": 0.0,
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 0.0,

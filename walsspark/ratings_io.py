@@ -106,8 +106,9 @@ def read_ratings(
         ``timestamp`` column unless the format defines one (tsv with four columns,
         MovieLens).
     extra_cols : tuple of str
-        Further numeric source columns to keep under their own names as doubles (weight
-        columns; parquet and csv only).
+        Further numeric source columns to keep as doubles, named :func:`weight_alias`
+        (``_w_<name>``, so that a weight column may also be, say, the rating column);
+        parquet and csv only.
 
     Returns
     -------
@@ -146,6 +147,11 @@ def read_ratings(
     return _read_movielens(spark, source)
 
 
+def weight_alias(name: str) -> str:
+    """The internal name of the extra (weight) source column ``name``."""
+    return f"_w_{name}"
+
+
 def _read_named(
     spark: SparkSession,
     path: str,
@@ -179,7 +185,7 @@ def _read_named(
             raise InputError(
                 f"weight column {name!r} has type {dtype.simpleString()}; expected numbers"
             )
-        extras.append(_col(source).cast(DoubleType()).alias(name))
+        extras.append(_col(source).cast(DoubleType()).alias(weight_alias(name)))
     return _to_internal(df, sources, extras)
 
 

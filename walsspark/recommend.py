@@ -12,8 +12,10 @@ How it runs
    block) pair is scored; the partial top-Ks are merged per query block afterwards.
 2. Queries are packed into blocks the same way, each with the ids its queries already rated
    (exclusion), so a task handles one query block against one candidate block with
-   :func:`walsspark.topk.top_k`: one matrix multiply per chunk of queries and
-   ``argpartition``, memory bounded by the chunk, not by the number of queries.
+   :func:`walsspark.topk.top_k`: one matrix multiply per chunk of queries and a
+   group-maximum bound that leaves few entries to sort, memory bounded by the chunk, not
+   by the number of queries. :func:`recommend_from_blocks` skips the packing: training's
+   factor blocks already hold each query block's factors and training pairs.
 3. Output: one row per query id with ``recommendations``, an array of {id, score} in
    descending score order, ties broken by id.
 """

@@ -360,8 +360,9 @@ def solve_block_cg(
     formed: ``A_i x = w0 G x + lambda_i x + V_i^T (c_i * (V_i x))`` with ``c_i`` the
     entries' W - w0 costs O(n_i k + k^2) per row and step instead of the exact solve's
     O(n_i k^2 + k^3). Rows are padded into the same length buckets and chunks as the exact
-    solve, so every product is one batched ``matmul`` over a chunk (a row longer than a
-    chunk is a chunk of its own). In exact arithmetic, k steps reach the exact solution.
+    solve, so every product is one batched ``matmul`` over a chunk; rows longer than a
+    chunk are solved exactly (:func:`solve_block` accumulates them in slices). In exact
+    arithmetic, k steps reach the exact solution.
 
     Parameters
     ----------
@@ -387,7 +388,17 @@ def solve_block_cg(
     zero_row = len(other)
     factors = np.zeros((block.n_rows, k), dtype=np.float32)
     observed, regularization = 0.0, 0.0
-    for positions in _length_buckets(counts):
+    # Rows too long for a chunk (a popular item) are solved exactly, slice by slice, so
+    # that memory stays bounded by the chunk; they are few (at most nnz / chunk length).
+    long_rows = np.flatnonzero(counts * k > MAX_CHUNK_FLOATS)
+    if len(long_rows):
+        exact = solve_block(_sub_block(block, long_rows), other, other_gramian, weights)
+        factors[long_rows] = exact.factors
+        observed += exact.observed_loss
+        regularization += exact.regularization_loss
+    short_counts = counts.copy()
+    short_counts[long_rows] = 0
+    for positions in _length_buckets(short_counts):
         length = int(counts[positions].max())
         step = max(1, MAX_CHUNK_FLOATS // (length * k))
         offsets = np.arange(length)
@@ -443,3 +454,14 @@ def _conjugate_gradient(
         direction = residual + beta[:, None] * direction
         r_sq = new_r_sq
     return x
+
+
+def _sub_block(block: CsrBlock, rows: np.ndarray) -> CsrBlock:
+    """The rows ``rows`` of a block as a block of their own (same column indices)."""
+    entries = np.concatenate(
+        [np.arange(block.indptr[r], block.indptr[r + 1]) for r in rows]
+    ).astype(np.int64)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(block.indptr[rows + 1] - block.indptr[rows], out=indptr[1:])
+    confidences = None if block.confidences is None else block.confidences[entries]
+    return CsrBlock(indptr, block.cols[entries], block.targets[entries], confidences)

@@ -7,7 +7,8 @@
 - ``leave-k-out``: per user, the ``k`` ratings with the smallest hashed uniforms are held
   out; users with ``k`` or fewer ratings stay whole in training;
 - ``time``: ratings after the ``1 - fraction`` quantile of the timestamps are held out (one
-  global cut: the test set is the most recent ``fraction`` of the ratings).
+  global cut: the test set is the most recent ``fraction`` of the ratings; ratings at the
+  cut itself stay in training, so ties make the test set a little smaller).
 
 Every assignment depends only on the seed, the pair and (for the per-user methods) the
 user's other pairs, never on partitioning or row order.
@@ -22,8 +23,9 @@ from walsspark.errors import InputError
 from walsspark.params import SPLIT_METHODS
 from walsspark.ratings_io import holdout_uniform, split_holdout
 
-# Relative error of the timestamp quantile of the time split.
-TIME_QUANTILE_ERROR = 1e-4
+# Relative error of the timestamp quantile of the time split: 0, the exact quantile, so
+# that the cut depends only on the data (an approximate one may depend on partitioning).
+TIME_QUANTILE_ERROR = 0.0
 
 
 def split_ratings(

@@ -10,7 +10,10 @@ A sweep is a row (user) half-sweep followed by a column (item) half-sweep. A hal
 2. Rating blocks and routed factors are cogrouped by partition key
    (``groupBy().cogroup().applyInArrow``): every task adds up the Gramians it received
    (G of the whole fixed side), solves one whole block with
-   :func:`walsspark.solver.solve_block` and emits the new factor block and its own routes.
+   :func:`walsspark.solver.solve_block` (or, with ``solver="cg"``,
+   :func:`walsspark.solver.solve_block_cg`, started from the block's own last factors,
+   which arrive as a block row among the routes) and emits the new factor block and its
+   own routes.
 3. The output is a lazy local checkpoint: the user half-sweep is computed by the job that
    collects the item half-sweep's per-block losses, one Spark job and one scalar per block
    per sweep. No factor matrix, and no Gramian, reaches the driver.

@@ -25,10 +25,14 @@ from pyspark.sql import functions as F
 
 from walsspark.errors import InputError
 from walsspark.params import WALSParams, parse_weight_scheme
+from walsspark.ratings_io import weight_alias
 
 
 def weight_columns(params: WALSParams) -> tuple[str, ...]:
-    """The input columns the weights read (``weight_col`` and ``col:NAME`` schemes)."""
+    """The input columns the weights read (``weight_col`` and ``col:NAME`` schemes).
+
+    The reader keeps them as :func:`walsspark.ratings_io.weight_alias` (``_w_<name>``).
+    """
     names = [params.weight_col] if params.weight_col else []
     for name in ("row_weights", "col_weights"):
         kind, value = parse_weight_scheme(name, getattr(params, name))
@@ -40,7 +44,7 @@ def weight_columns(params: WALSParams) -> tuple[str, ...]:
 def _entry_confidence(params: WALSParams) -> Column | None:
     rating = F.col("rating")
     if params.weight_col:
-        return F.col(params.weight_col)
+        return F.col(weight_alias(params.weight_col))
     if params.implicit_prefs:
         if params.confidence == "log":
             return F.lit(float(params.alpha)) * F.log1p(rating / F.lit(float(params.epsilon)))
@@ -56,7 +60,8 @@ def _id_weights(
     if kind == "scalar":
         return None
     if kind == "col":
-        return reference.groupBy(side).agg(F.avg(F.col(str(value))).alias(f"_{side}_weight"))
+        column = F.col(weight_alias(str(value)))
+        return reference.groupBy(side).agg(F.avg(column).alias(f"_{side}_weight"))
     counts = reference.groupBy(side).agg(F.count(F.lit(1)).cast("double").alias("n"))
     weight = F.lit(float(value)) / F.col("n") if kind == "linear" else F.pow("n", -float(value))
     return counts.select(side, weight.alias(f"_{side}_weight"))
@@ -70,7 +75,8 @@ def entry_weights(
     Parameters
     ----------
     ratings : DataFrame
-        ``user``, ``item``, ``rating`` and any columns of :func:`weight_columns`.
+        ``user``, ``item``, ``rating`` and the columns of :func:`weight_columns` as the
+        reader names them (``_w_<name>``).
     params : WALSParams
     reference : DataFrame, optional
         The ratings the per-id weights are computed from (the training split, so that
@@ -115,11 +121,14 @@ def check_weights(ratings: DataFrame, params: WALSParams) -> None:
         return
     checks = {}
     for name in columns:
-        checks[f"null {name}"] = F.col(name).isNull()
-        checks[f"bad {name}"] = ~(F.col(name) > 0) | F.isnan(F.col(name))
+        column = F.col(weight_alias(name))
+        checks[f"null {name}"] = column.isNull()
+        checks[f"bad {name}"] = ~(column > 0) | F.isnan(column)
     if confidence is not None and not params.weight_col:
         checks["confidence"] = ~(confidence > 0) | F.isnan(confidence)
-    example = F.struct("user", "item", "rating", *columns)
+    example = F.struct(
+        "user", "item", "rating", *[F.col(weight_alias(c)).alias(c) for c in columns]
+    )
     aggregates = []
     for index, condition in enumerate(checks.values()):
         aggregates.append(F.count_if(condition).alias(f"n{index}"))

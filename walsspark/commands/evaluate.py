@@ -18,6 +18,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     from walsspark.evaluate import holdout_metrics, ranking_metrics
     from walsspark.model import WALSModel, is_local_path, local_path
+    from walsspark.ratings_io import resolve_duplicates
     from walsspark.recommend import recommend, recommend_from_blocks
     from walsspark.session import get_or_create_session
 
@@ -31,6 +32,11 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"output file exists: {output} (pass --overwrite to replace it)")
     if os.path.isdir(output):
         raise InputError(f"output path is a directory: {output}")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write the output file into {parent}")
+    if args.min_rating is not None and not math.isfinite(args.min_rating):
+        raise InputError(f"min rating must be a finite number, got {args.min_rating}")
     check_model_path(args.model)
     for name, path in (("test", args.test), ("train", args.train)):
         if path and is_local_path(path) and not os.path.exists(local_path(path)):
@@ -41,7 +47,10 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     params = model.params
     data = model.metadata["data"]
     test = read_like_training(spark, model, args.test, args.format, args.user_col, args.item_col)
-    test = test.select("user", "item", "rating").cache()
+    # Repeated pairs are merged as training merged them ('last' needs timestamps the
+    # test read does not keep: mean).
+    policy = "mean" if params.duplicates == "last" else params.duplicates
+    test = resolve_duplicates(test.select("user", "item", "rating"), policy).cache()
     total = test.count()
     if total == 0:
         raise InputError(f"no ratings in the test set {args.test}")

@@ -19,7 +19,7 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
     from walsspark.model import write_directory_atomically as write_atomically
     from walsspark.params import parse_weight_scheme
     from walsspark.project import project
-    from walsspark.ratings_io import resolve_duplicates, validate_ratings
+    from walsspark.ratings_io import resolve_duplicates, validate_ratings, weight_alias
     from walsspark.recommend import recommend
     from walsspark.session import get_or_create_session
     from walsspark.weighting import check_weights, entry_weights, weight_columns
@@ -51,7 +51,9 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
     validate_ratings(ratings)
     check_weights(ratings, params)
     policy = "mean" if params.duplicates == "last" else params.duplicates
-    ratings = resolve_duplicates(ratings.select("user", "item", "rating", *extra), policy)
+    ratings = resolve_duplicates(
+        ratings.select("user", "item", "rating", *[weight_alias(c) for c in extra]), policy
+    )
     for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
         actual = ratings.schema[column].dataType.simpleString()
         if actual != expected:

@@ -22,7 +22,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     """Read, validate, train, evaluate and save; return a summary."""
     from walsspark.evaluate import HoldoutScorer
     from walsspark.model import check_output_path, save_model
-    from walsspark.ratings_io import resolve_duplicates, validate_ratings
+    from walsspark.ratings_io import resolve_duplicates, validate_ratings, weight_alias
     from walsspark.session import get_or_create_session
     from walsspark.splits import split_ratings
     from walsspark.train import fit
@@ -46,7 +46,9 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     check_weights(ratings, params)
     ratings = resolve_duplicates(ratings, params.duplicates)
     keep = ["timestamp"] if params.split == "time" and "timestamp" in ratings.columns else []
-    ratings = ratings.select("user", "item", "rating", *keep, *extra).cache()
+    ratings = ratings.select(
+        "user", "item", "rating", *keep, *[weight_alias(c) for c in extra]
+    ).cache()
     train, holdout = split_ratings(
         ratings, params.split, params.holdout_fraction, params.holdout_k, params.seed
     )
@@ -189,7 +191,7 @@ def print_train_summary(summary: dict[str, Any]) -> None:
     )
     evaluation = summary["evaluation"]
     if evaluation is None:
-        print("no holdout evaluation (holdout fraction 0)")
+        print("no holdout evaluation (no ratings held out)")
     else:
         print(
             f"holdout: {evaluation['count']} ratings scored, {evaluation['cold_count']} cold "
