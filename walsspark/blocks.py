@@ -32,7 +32,7 @@ factors, never the ratings.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -87,9 +87,13 @@ class SideLayout:
     pkeys: list[int]
     id_type: str
 
+    _num_ids: int | None = field(default=None, init=False, repr=False)
+
     def num_ids(self) -> int:
-        """Number of distinct ids on this side (from the cached blocks)."""
-        return int(self.rating_blocks.agg(F.sum("n_rows")).collect()[0][0] or 0)
+        """Number of distinct ids on this side (from the cached blocks; counted once)."""
+        if self._num_ids is None:
+            self._num_ids = int(self.rating_blocks.agg(F.sum("n_rows")).collect()[0][0] or 0)
+        return self._num_ids
 
     def release(self) -> None:
         """Drop the cached rating blocks (the side cannot be trained or exported after)."""

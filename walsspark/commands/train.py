@@ -70,10 +70,6 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
             return scorer[0].metrics(user_blocks, item_blocks)
 
     trained = fit(spark, entries.cache() if params.per_entry_weights else entries, params, on_sweep)
-    # Cached once: the evaluation, the saved model and the recommendation tables all read
-    # them (each read would otherwise explode the factor blocks into rows again).
-    user_factors = trained.user_factors().cache()
-    item_factors = trained.item_factors().cache()
     # The factor blocks (factors with the training pairs, per block) are saved with the
     # model and are what the recommendation tables are scored from.
     factor_blocks = {
@@ -116,8 +112,8 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
     }
     save_model(
         options["output"],
-        user_factors,
-        item_factors,
+        trained.user_factors(),
+        trained.item_factors(),
         metadata,
         options["overwrite"],
         factor_blocks=factor_blocks,
@@ -133,7 +129,7 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
             recommendations_path,
             options["overwrite"],
         )
-    for frame in (user_factors, item_factors, *factor_blocks.values()):
+    for frame in factor_blocks.values():
         frame.unpersist()
     trained.release()
     return summary
