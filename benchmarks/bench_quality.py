@@ -33,9 +33,7 @@ import argparse
 import itertools
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from bench_train import (  # noqa: E402 - needs the path above; also puts the re
     ALTERNATIVE_DATA,
     DEFAULT_DATA,
     add_data_arguments,
+    benchmark_session,
     read_benchmark_ratings,
     resolve_data,
 )
@@ -328,14 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     logging.basicConfig(level=logging.WARNING)
-    from walsspark.session import get_or_create_session, worker_environment
-
-    for name, value in worker_environment().items():
-        os.environ.setdefault(name, value)
-    spark = get_or_create_session(master=args.master, app_name="walsspark-bench-quality")
-    # MLlib ALS needs a checkpoint directory past ~15 iterations (StackOverflowError).
-    spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="walsspark-bench-quality-"))
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = benchmark_session(args, "walsspark-bench-quality")
     start = time.perf_counter()
     result = run(spark, data_path, args)
     result["seconds"] = time.perf_counter() - start

@@ -63,6 +63,7 @@ from bench_train import (  # noqa: E402 - needs the path above; also puts the re
     ForeignCpuMonitor,
     _median,
     add_data_arguments,
+    benchmark_session,
     contention_warning,
     mllib_blas,
     read_benchmark_ratings,
@@ -691,19 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    from walsspark.session import get_or_create_session, worker_environment
-
-    # One BLAS thread in the driver too (before numpy loads), as in the Spark workers.
-    for name, value in worker_environment().items():
-        os.environ.setdefault(name, value)
+    spark = benchmark_session(args, "walsspark-bench-recommend")
 
     from walsspark.ratings_io import split_holdout
-
-    spark = get_or_create_session(master=args.master, app_name="walsspark-bench-recommend")
-    spark.sparkContext.setCheckpointDir(
-        tempfile.mkdtemp(prefix="walsspark-bench-mllib-checkpoints-")
-    )
-    spark.sparkContext.setLogLevel("ERROR")
 
     ratings = read_benchmark_ratings(spark, data_path, args)
     train, holdout = split_holdout(ratings, args.holdout, args.seed)

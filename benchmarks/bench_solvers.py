@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ if str(BENCH_DIR) not in sys.path:
 from bench_train import (  # noqa: E402 - needs the path above; also puts the repo on sys.path
     _median,
     add_data_arguments,
+    benchmark_session,
     read_benchmark_ratings,
     resolve_data,
 )
@@ -58,14 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from walsspark.params import WALSParams
-    from walsspark.session import get_or_create_session, worker_environment
     from walsspark.train import fit
     from walsspark.weighting import entry_weights
 
-    for name, value in worker_environment().items():
-        os.environ.setdefault(name, value)
-    spark = get_or_create_session(master=args.master, app_name="walsspark-bench-solvers")
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = benchmark_session(args, "walsspark-bench-solvers")
     ratings = read_benchmark_ratings(spark, data_path, args)
     positives = ratings.filter(F.col("rating") >= args.min_rating).select(
         "user", "item", F.lit(1.0).alias("rating")

@@ -227,6 +227,25 @@ class ForeignCpuMonitor:
         self._seen = seen
 
 
+def benchmark_session(args: argparse.Namespace, app_name: str):
+    """The benchmarks' Spark session, set up alike in every script.
+
+    One BLAS thread in the driver too (before numpy loads), as in the Spark workers; a
+    checkpoint directory, because MLlib ALS checkpoints its factor RDDs every
+    checkpointInterval (10) iterations only when one is set, and without it more than ~15
+    iterations end in a StackOverflowError (seen here at --sweeps 20; walsspark cuts its
+    own lineage); Spark's own logging at ERROR.
+    """
+    from walsspark.session import get_or_create_session, worker_environment
+
+    for name, value in worker_environment().items():
+        os.environ.setdefault(name, value)
+    spark = get_or_create_session(master=args.master, app_name=app_name)
+    spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="walsspark-bench-checkpoints-"))
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
 def read_benchmark_ratings(spark, data_path: Path, args: argparse.Namespace):
     """The ratings of ``--data`` (duplicates averaged): user, item, rating."""
     from walsspark.ratings_io import read_ratings, resolve_duplicates
@@ -534,16 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from walsspark.params import WALSParams
     from walsspark.ratings_io import split_holdout
-    from walsspark.session import get_or_create_session
 
-    spark = get_or_create_session(master=args.master, app_name="walsspark-bench")
-    # MLlib ALS checkpoints its factor RDDs every checkpointInterval (10) iterations, but
-    # only when a checkpoint directory is set; without one, more than ~15 iterations end
-    # in a StackOverflowError (seen here at --sweeps 20). walsspark cuts its own lineage.
-    checkpoint_dir = tempfile.mkdtemp(prefix="walsspark-bench-mllib-checkpoints-")
-    spark.sparkContext.setCheckpointDir(checkpoint_dir)
-    if hasattr(spark, "sparkContext"):
-        spark.sparkContext.setLogLevel("ERROR")
+    spark = benchmark_session(args, "walsspark-bench")
 
     ratings = read_benchmark_ratings(spark, data_path, args)
     train, holdout = split_holdout(ratings, args.holdout, args.seed)
