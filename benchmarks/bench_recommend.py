@@ -694,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark = benchmark_session(args, "walsspark-bench-recommend")
 
-    from walsspark.ratings_io import split_holdout
+    from walsspark.splits import split_holdout
 
     ratings = read_benchmark_ratings(spark, data_path, args)
     train, holdout = split_holdout(ratings, args.holdout, args.seed)

@@ -248,7 +248,8 @@ def benchmark_session(args: argparse.Namespace, app_name: str):
 
 def read_benchmark_ratings(spark, data_path: Path, args: argparse.Namespace):
     """The ratings of ``--data`` (duplicates averaged): user, item, rating."""
-    from walsspark.ratings_io import read_ratings, resolve_duplicates
+    from walsspark.duplicates import resolve_duplicates
+    from walsspark.ratings_read import read_ratings
 
     ratings = read_ratings(
         spark,
@@ -552,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from walsspark.params import WALSParams
-    from walsspark.ratings_io import split_holdout
+    from walsspark.splits import split_holdout
 
     spark = benchmark_session(args, "walsspark-bench")
 

@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cli_assertions import assert_one_error_line
+from model_files import METADATA, read_metadata, write_metadata
 
 import walsspark.train
 from walsspark.cli import main
 from walsspark.errors import InputError
-from walsspark.model import METADATA_FILE, WALSModel
+from walsspark.model import LEGACY_METADATA_FILE, WALSModel
 
 HEADER = "user_id,item_id,rating\n"
 GOOD_ROWS = "1,10,4.0\n1,11,3.0\n2,10,5.0\n2,12,1.0\n3,11,2.0\n3,12,4.5\n"
@@ -467,9 +468,9 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "model written to" in captured.out and "error" not in captured.err
     assert sorted(os.listdir(out)) == sorted(
-        [METADATA_FILE, "item_factors", "user_factors", "item_blocks", "user_blocks"]
+        [METADATA, "item_factors", "user_factors", "item_blocks", "user_blocks"]
     )
-    metadata = json.loads((out / METADATA_FILE).read_text())
+    metadata = read_metadata(out)
     assert metadata["params"]["rank"] == 2
     assert metadata["data"]["num_train_ratings"] == 6
     model = WALSModel.load(spark, str(out))
@@ -490,7 +491,7 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
     assert model.rank == 3 and model.metadata["params"]["duplicates"] == "last"
     assert {len(row["features"]) for row in model.item_factors.collect()} == {3}
     assert sorted(os.listdir(out)) == sorted(
-        [METADATA_FILE, "item_factors", "user_factors", "item_blocks", "user_blocks"]
+        [METADATA, "item_factors", "user_factors", "item_blocks", "user_blocks"]
     )
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
@@ -501,17 +502,25 @@ def test_load_rejects_what_is_not_a_model(spark, tmp_path):
 
     plain = tmp_path / "plain"
     write(plain / "notes.txt", "hello\n")
-    with pytest.raises(InputError, match=f"no {METADATA_FILE}"):
+    with pytest.raises(InputError, match=f"no {METADATA}/"):
         WALSModel.load(spark, str(plain))
 
-    write(plain / METADATA_FILE, "{not json")
+    for broken, words in [
+        ("{not json", "cannot read the metadata"),
+        ("", "metadata is empty"),
+        (json.dumps({"params": {"rank": 2}}), "format tag"),
+        (json.dumps({"format": "walsspark-model", "format_version": 9}), "version 9 is newer"),
+        (json.dumps({"format": "walsspark-model", "format_version": 2}), "no user_factors/"),
+    ]:
+        write_metadata(plain, broken)
+        with pytest.raises(InputError, match=words):
+            WALSModel.load(spark, str(plain))
+
+    # Models of format version 1 kept their metadata in a metadata.json file.
+    legacy = tmp_path / "legacy"
+    write(legacy / LEGACY_METADATA_FILE, "{not json")
     with pytest.raises(InputError, match="cannot read"):
-        WALSModel.load(spark, str(plain))
-
-    write(plain / METADATA_FILE, json.dumps({"params": {"rank": 2}}))
-    with pytest.raises(InputError, match="format tag"):
-        WALSModel.load(spark, str(plain))
-
-    write(plain / METADATA_FILE, json.dumps({"format": "walsspark-model", "format_version": 1}))
+        WALSModel.load(spark, str(legacy))
+    write(legacy / LEGACY_METADATA_FILE, json.dumps({"format": "walsspark-model"}))
     with pytest.raises(InputError, match="user_factors"):
-        WALSModel.load(spark, str(plain))
+        WALSModel.load(spark, str(legacy))

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from cli_assertions import assert_one_error_line
+from model_files import read_metadata
 
 from walsspark.cli import main
 from walsspark.ranking import per_user_metrics
@@ -81,7 +82,7 @@ def implicit_model(spark, workdir) -> Path:
 
 
 def test_implicit_training_records_per_sweep_holdout_metrics(implicit_model):
-    metadata = json.loads((implicit_model / "metadata.json").read_text())
+    metadata = read_metadata(implicit_model)
     assert metadata["params"]["implicit_prefs"] is True
     assert metadata["params"]["unobserved_weight"] == 1.0 and metadata["params"]["alpha"] == 2.0
     assert len(metadata["history"]) == 4
@@ -93,11 +94,11 @@ def test_evaluate_equals_metrics_of_the_written_recommendations(
     implicit_model, workdir, tmp_path, capsys
 ):
     test_dir = workdir / "split" / "test"
-    out = tmp_path / "eval.json"
+    out = tmp_path / "eval"
     args = ["evaluate", "--model", str(implicit_model), "--test", str(test_dir), "--k", "4"]
     assert main([*args, "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    result = json.loads(out.read_text())
+    result = read_evaluation(out)
     assert "ndcg@4" in printed and "recall@4" in printed
 
     # The same numbers from the top-4 lists `recommend` writes and the test pairs.
@@ -123,18 +124,25 @@ def test_evaluate_equals_metrics_of_the_written_recommendations(
     for name, values in expected.items():
         assert metrics[f"{name}@4"] == pytest.approx(float(np.mean(values)))
     shown = {i for u in users for i in lists[u]}
-    num_items = json.loads((implicit_model / "metadata.json").read_text())["data"]["num_items"]
+    num_items = read_metadata(implicit_model)["data"]["num_items"]
     assert metrics["coverage@4"] == pytest.approx(len(shown) / num_items)
     assert "rmse" not in metrics  # implicit model: ranking only
     assert result["k"] == 4
+
+
+def read_evaluation(path: Path) -> dict:
+    """The one JSON line of an evaluation output directory."""
+    (part,) = sorted(path.glob("part-*"))
+    return json.loads(part.read_text())
 
 
 def _bad_cases(model: Path, workdir: Path, tmp: Path) -> dict[str, tuple[list[str], tuple]]:
     test = str(workdir / "split" / "test")
     wrong_type = tmp / "wrong.csv"
     wrong_type.write_text("user_id,item_id,rating\nu1,abc,1\n")
-    existing = tmp / "exists.json"
-    existing.write_text("{}\n")
+    existing = tmp / "exists"
+    existing.mkdir()
+    (existing / "part-00000.txt").write_text("{}\n")
     data = str(workdir / "ratings.csv")
     return {
         "k below 1": (["evaluate", "--model", str(model), "--test", test, "--k", "0"], ("k",)),
@@ -173,7 +181,7 @@ def test_bad_input_one_line_exit_2(implicit_model, workdir, tmp_path, capsys, na
     status = main(args)
     assert_one_error_line(status, capsys.readouterr(), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert not (Path(str(implicit_model) + "-evaluation.json")).exists()
+    assert not (Path(str(implicit_model) + "-evaluation")).exists()
 
 
 def test_unknown_test_ids_are_counted_as_cold(implicit_model, workdir, tmp_path, capsys):
@@ -182,11 +190,11 @@ def test_unknown_test_ids_are_counted_as_cold(implicit_model, workdir, tmp_path,
     rows += ["stranger,1,5", "stranger,2,4", "u1,999,5"]  # an unknown user, an unknown item
     path = tmp_path / "test.csv"
     path.write_text("user_id,item_id,rating\n" + "\n".join(rows) + "\n")
-    out = tmp_path / "eval.json"
+    out = tmp_path / "eval"
     args = ["evaluate", "--model", str(implicit_model), "--test", str(path), "--k", "3"]
     assert main([*args, "--output", str(out)]) == 0
     assert "3 cold" in capsys.readouterr().out
-    result = json.loads(out.read_text())
+    result = read_evaluation(out)
     assert result["cold_ratings"] == 3 and result["cold_users"] == 1
     assert result["scored_ratings"] == len(test)
 
@@ -199,10 +207,10 @@ def test_evaluate_merges_repeated_test_pairs(implicit_model, workdir, tmp_path):
     twice.write_text("user_id,item_id,rating\n" + "\n".join(lines + lines) + "\n")
     results = []
     for path in (once, twice):
-        out = tmp_path / f"{path.stem}.json"
+        out = tmp_path / f"{path.stem}-evaluation"
         args = ["evaluate", "--model", str(implicit_model), "--test", str(path), "--k", "3"]
         assert main([*args, "--output", str(out)]) == 0
-        results.append(json.loads(out.read_text()))
+        results.append(read_evaluation(out))
     assert results[0]["metrics"] == results[1]["metrics"]
     assert results[0]["scored_ratings"] == results[1]["scored_ratings"] == len(test)
 
@@ -212,5 +220,5 @@ def test_the_rating_column_can_be_the_weight_column(workdir, tmp_path, capsys):
     args += ["--implicit", "--weight-col", "rating", "--rank", "2", "--sweeps", "1"]
     assert main([*args, "--holdout-fraction", "0"]) == 0
     assert "model written to" in capsys.readouterr().out
-    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    metadata = read_metadata(tmp_path / "m")
     assert metadata["params"]["weight_col"] == "rating"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import oracle
 import pytest
+from model_files import read_metadata
 
 from walsspark.cli import main
 
@@ -58,7 +57,7 @@ def model(spark, tmp_path_factory):
         "4",
     ]
     assert main(args) == 0
-    data = json.loads((path / "metadata.json").read_text())["data"]
+    data = read_metadata(path)["data"]
     assert (data["num_users"], data["num_items"]) == (4, 4)
     return path
 

@@ -8,7 +8,6 @@ with one ``walsspark: error:`` line, exit status 2, and no output or staging dir
 from __future__ import annotations
 
 import glob
-import json
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -17,9 +16,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from cli_assertions import assert_one_error_line
+from model_files import METADATA, read_metadata, write_metadata
 
 from walsspark.cli import main
-from walsspark.model import METADATA_FILE
 
 HEADER = "user_id,item_id,rating\n"
 ROWS = [
@@ -224,7 +223,7 @@ def _not_a_model(tmp: Path, model: str) -> list[str]:
 def _model_without_factors(tmp: Path, model: str) -> list[str]:
     broken = tmp / "broken"
     broken.mkdir()
-    shutil.copy(Path(model) / METADATA_FILE, broken / METADATA_FILE)
+    shutil.copytree(Path(model) / METADATA, broken / METADATA)
     return ["--model", str(broken), "--k", "2"]
 
 
@@ -233,12 +232,12 @@ def _training_input_gone(tmp: Path, model: str) -> list[str]:
     # re-read its training input for the pairs to exclude.
     moved = tmp / "moved"
     shutil.copytree(model, moved)
-    meta = json.loads((moved / METADATA_FILE).read_text())
+    meta = read_metadata(moved)
     del meta["factor_blocks"]
     for name in ("user_blocks", "item_blocks"):
         shutil.rmtree(moved / name)
     meta["data"]["input"] = str(tmp / "gone.csv")
-    (moved / METADATA_FILE).write_text(json.dumps(meta))
+    write_metadata(moved, meta)
     return ["--model", str(moved), "--k", "2"]
 
 
@@ -308,7 +307,7 @@ BAD = {
     "training input gone": (_training_input_gone, ("gone.csv", "--ratings")),
     "output is a dir": (_existing_output("dir"), ("exists", "--overwrite")),
     "output is an empty dir": (_existing_output("empty"), ("exists", "--overwrite")),
-    "output is a file": (_existing_output("file"), ("exists", "recs")),
+    "output is a file": (_existing_output("file"), ("existing file", "recs")),
     "ids missing": (_ids(None), ("ids file not found", "ids.txt")),
     "ids wrong type": (_ids("13\nabc\n", "--for", "items"), ("ids.txt", "'abc'", "bigint")),
     "ids empty": (_ids("\n  \n"), ("no ids", "ids.txt")),

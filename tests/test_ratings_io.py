@@ -1,4 +1,5 @@
-"""Tests for walsspark.ratings_io: readers, validation, duplicates and the hold-out split."""
+"""Reading, validating, de-duplicating and holding out ratings (ratings_read, input_format,
+ratings_check, duplicates, splits)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 
-from walsspark import ratings_io
-from walsspark.errors import InputError
-from walsspark.ratings_io import (
-    RATING_COLUMNS,
-    read_ratings,
-    resolve_duplicates,
-    split_holdout,
-    validate_ratings,
-)
+from walsspark.duplicates import resolve_duplicates
+from walsspark.errors import InputError, guarded_read
+from walsspark.input_format import detect_format
+from walsspark.paths import PathResolver
+from walsspark.ratings_check import validate_ratings
+from walsspark.ratings_read import RATING_COLUMNS, read_ratings
+from walsspark.splits import split_holdout
+from walsspark.storage import Storage
 
 # Synthetic rows: (user, item, rating, timestamp).
 ROWS = [(1, 10, 4.0, 100), (1, 11, 3.5, 101), (2, 10, 5.0, 102)]
@@ -190,17 +190,17 @@ def test_movielens_ratings_csv(spark, tmp_path):
 def test_auto_detection(spark, tmp_path, layout, target, expected):
     for name, text in layout.items():
         write(tmp_path / name, text)
-    fmt, path = ratings_io._detect_format(spark, str(tmp_path / target))
+    fmt, path = detect_format(Storage(PathResolver(), spark), str(tmp_path / target))
     assert (fmt, path) == (expected[0], str(tmp_path / expected[1]))
 
 
-def test_auto_detection_through_spark_listing(spark, tmp_path, monkeypatch):
+def test_auto_detection_through_spark_listing(spark, tmp_path):
     # Non-local file systems are listed through Spark's file index, not os.
     write(tmp_path / "d" / "ratings.dat", "1::10::4::100\n")
     write(tmp_path / "d" / "movies.dat", "10::Title::Genre\n")
-    monkeypatch.setattr(ratings_io, "_local_path", lambda path: None)
+    spark_only = Storage(PathResolver(driver_is_here=False), spark)
     uri = (tmp_path / "d").as_uri()
-    assert ratings_io._detect_format(spark, uri) == ("movielens", uri + "/ratings.dat")
+    assert detect_format(spark_only, uri) == ("movielens", uri + "/ratings.dat")
 
 
 @pytest.mark.parametrize("name", ["ratings.txt", "somedir"])
@@ -224,7 +224,7 @@ def test_missing_input(spark, tmp_path):
     # Paths on other file systems are not checked up front: Spark's not-found error maps
     # to the same message.
     with pytest.raises(InputError, match=r"^input not found: "):
-        ratings_io._guarded(missing, "csv", lambda: spark.read.csv(missing).schema)
+        guarded_read(missing, "csv", lambda: spark.read.csv(missing).schema)
 
 
 def test_missing_columns(spark, tmp_path):

@@ -28,6 +28,7 @@ from walsspark.params import (
     SPLIT_METHODS,
     apply_preset,
 )
+from walsspark.session import SparkSetup, parse_conf
 
 log = logging.getLogger("walsspark")
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="walsspark", description="Weighted ALS matrix factorization on Spark."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _add_conf(parser, dest="conf_before")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
     _recommend_parser(subparsers)
@@ -59,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(subparsers)
     _split_parser(subparsers)
     return parser
+
+
+def _add_conf(parser: argparse.ArgumentParser, dest: str = "conf") -> None:
+    parser.add_argument(
+        "--conf",
+        dest=dest,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a Spark setting, as for spark-submit (repeatable; before or after the subcommand)",
+    )
 
 
 def _evaluate_parser(subparsers) -> argparse.ArgumentParser:
@@ -86,9 +98,12 @@ def _evaluate_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--train-format", dest="train_format", choices=FORMATS)
     parser.add_argument("--user-col", dest="user_col")
     parser.add_argument("--item-col", dest="item_col")
-    parser.add_argument("--output", help="JSON file (default: MODEL-evaluation.json)")
+    parser.add_argument(
+        "--output", help="directory for the JSON summary (default: MODEL-evaluation)"
+    )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--master", help="Spark master for a new session")
+    _add_conf(parser)
     return parser
 
 
@@ -116,6 +131,7 @@ def _split_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--master", help="Spark master for a new session")
+    _add_conf(parser)
     return parser
 
 
@@ -209,6 +225,7 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--recommendations", help="where those go (default: OUTPUT-recommendations)"
     )
+    _add_conf(parser)
     return parser
 
 
@@ -247,6 +264,7 @@ def _recommend_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--master")
+    _add_conf(parser)
     return parser
 
 
@@ -274,6 +292,7 @@ def _project_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rating-col", dest="rating_col")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--master")
+    _add_conf(parser)
     return parser
 
 
@@ -310,7 +329,8 @@ def load_config(path: str) -> dict[str, Any]:
 
 def resolve_train_options(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults, then the config file, then the command line."""
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "verbose")}
+    internal = ("command", "config", "verbose", "conf", "conf_before")
+    given = {k: v for k, v in vars(args).items() if k not in internal}
     options = dict(TRAIN_DEFAULTS)
     config: dict[str, Any] = {}
     config_path = getattr(args, "config", None)
@@ -330,6 +350,13 @@ def resolve_train_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def spark_setup(args: argparse.Namespace, master: str | None) -> SparkSetup:
+    """The session this run uses: ``--master`` and every ``--conf`` (before or after the
+    subcommand name; later ones win)."""
+    values = (getattr(args, "conf_before", None) or []) + (getattr(args, "conf", None) or [])
+    return SparkSetup(master=master, settings=parse_conf(values))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -343,20 +370,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
-        if args.command == "evaluate":
-            print_evaluate_summary(run_evaluate(args))
-        if args.command == "split":
-            print_split_summary(run_split(args))
-        if args.command == "project":
-            print_project_summary(run_project(args))
-        if args.command == "recommend":
-            summary = run_recommend(args)
-            print_recommend_summary(summary)
         if args.command == "train":
             options = resolve_train_options(args)
-            summary = run_train(options)
+            summary = run_train(options, spark_setup(args, options["master"]))
             print_train_summary(summary)
             log.debug("summary: %s", json.dumps(summary, default=str))
+            return 0
+        setup = spark_setup(args, args.master)
+        if args.command == "evaluate":
+            print_evaluate_summary(run_evaluate(args, setup))
+        if args.command == "split":
+            print_split_summary(run_split(args, setup))
+        if args.command == "project":
+            print_project_summary(run_project(args, setup))
+        if args.command == "recommend":
+            print_recommend_summary(run_recommend(args, setup))
     except InputError as error:
         print(f"walsspark: error: {error}", file=sys.stderr)
         return 2

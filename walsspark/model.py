@@ -1,8 +1,9 @@
-"""A trained model on disk: ``metadata.json`` plus Parquet factor tables.
+"""A trained model on disk: its metadata plus Parquet factor tables.
 
-Layout of a model directory::
+Layout of a model directory, the same on every file system (a directory Spark wrote)::
 
-    metadata.json    format version, every hyperparameter, the data's column names, the
+    metadata/        one text part file holding one JSON line: format tag and version,
+                     every hyperparameter, the data's column names and id types, the
                      per-sweep loss history and the holdout evaluation
     user_factors/    Parquet: id (original user id), features (array<float>, k factors)
     item_factors/    Parquet: id (original item id), features (array<float>)
@@ -11,17 +12,17 @@ Layout of a model directory::
                      they are, excluding exactly the pairs trained on, with no shuffle.
                      Written when ``metadata["factor_blocks"]`` is true.
 
-The directory is written under a temporary sibling name and renamed into place when
-complete, so a failed run never leaves a partial model at the requested path.
+``metadata/`` is written last: a directory without it is no model. On the driver's own
+disk the model is written under a temporary sibling name and renamed into place when
+complete; elsewhere it is written in place, and an old model it replaces loses its
+metadata first (:meth:`walsspark.storage.Storage.write_output`). Models of format
+version 1 (a ``metadata.json`` file, written before models could live on other file
+systems) still load.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,75 +31,62 @@ from pyspark.sql import DataFrame, SparkSession
 from walsspark import __version__
 from walsspark.errors import InputError
 from walsspark.params import WALSParams
+from walsspark.paths import join
+from walsspark.storage import Storage
 
-FORMAT_VERSION = 1
-METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 2
+METADATA_DIR = "metadata"
+LEGACY_METADATA_FILE = "metadata.json"
+FACTOR_DIRS = ("user_factors", "item_factors")
 BLOCK_DIRS = {"users": "user_blocks", "items": "item_blocks"}
 
 
-def is_local_path(path: str) -> bool:
-    """True for paths the driver can write with the file system API (no URI scheme)."""
-    return "://" not in path or path.startswith("file:")
+def read_metadata(storage: Storage, path: str) -> dict:
+    """The parsed metadata of the model at ``path``, its tables checked to be there.
 
-
-def local_path(path: str) -> str:
-    """The file system path of a local path or ``file:`` URI."""
-    if path.startswith("file:"):
-        return "/" + path[len("file:") :].lstrip("/")
-    return path
-
-
-def spark_path(path: str, *parts: str) -> str:
-    """The path Spark should use: local paths become ``file://`` URIs.
-
-    The driver checks and renames local paths with the file system API; Spark resolves a
-    path without a scheme against its default file system (HDFS on many clusters), so it
-    is told explicitly. Local paths therefore need a local master, or a shared file system
-    mounted at the same path on every node.
+    Raises
+    ------
+    InputError
+        No directory, no metadata, unreadable or untagged metadata, a newer format
+        version, or a missing table.
+    LookupError
+        When ``path`` is not driver-local and ``storage`` has no session yet.
     """
-    joined = "/".join([path.rstrip("/"), *parts]) if parts else path
-    if is_local_path(joined):
-        return "file://" + os.path.abspath(local_path(joined))
-    return joined
-
-
-def check_output_path(path: str, overwrite: bool) -> None:
-    """Refuse an output path that already holds something, unless ``overwrite``."""
-    if not is_local_path(path):
-        return
-    target = local_path(path)
-    if os.path.isfile(target):
-        raise InputError(f"output path is an existing file: {path}")
-    if os.path.isdir(target) and os.listdir(target):
-        if not overwrite:
-            raise InputError(
-                f"output directory is not empty: {path} (pass --overwrite to replace it)"
-            )
-        if not _is_walsspark_output(target):
-            # --overwrite deletes the directory: never one that walsspark did not write.
-            raise InputError(
-                f"refusing to overwrite {path}: it is neither a walsspark model nor a "
-                "Spark output directory"
-            )
-    parent = os.path.dirname(os.path.abspath(target)) or "."
-    existing = parent
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise InputError(f"output directory cannot be created ({existing} is a file): {path}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"output directory cannot be created (no write permission): {path}")
-
-
-def _is_walsspark_output(directory: str) -> bool:
-    """A model directory (tagged metadata.json) or a Spark output (``_SUCCESS`` marker)."""
-    if os.path.isfile(os.path.join(directory, "_SUCCESS")):
-        return True
+    names = storage.files(path)
+    if names is None:
+        raise InputError(f"model directory not found: {path}")
+    if names == [""]:
+        raise InputError(f"not a walsspark model (a file, not a directory): {path}")
+    if any(name.startswith(METADATA_DIR + "/part-") for name in names):
+        source = join(path, METADATA_DIR)
+    elif LEGACY_METADATA_FILE in names:
+        source = join(path, LEGACY_METADATA_FILE)
+    else:
+        raise InputError(f"not a walsspark model (no {METADATA_DIR}/): {path}")
     try:
-        with open(os.path.join(directory, METADATA_FILE), encoding="utf-8") as handle:
-            return json.load(handle).get("format") == "walsspark-model"
-    except (OSError, ValueError, AttributeError):
-        return False
+        text = storage.read_text(source)
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read {source}: {error}") from None
+    if not text.strip():
+        raise InputError(f"incomplete walsspark model (its metadata is empty): {path}")
+    try:
+        metadata = json.loads(text)
+    except ValueError as error:
+        raise InputError(f"cannot read the metadata of {path}: {error}") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != "walsspark-model":
+        raise InputError(f"not a walsspark model (its metadata lacks the format tag): {path}")
+    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(
+            f"model format version {metadata.get('format_version')} is newer than this "
+            f"walsspark reads ({FORMAT_VERSION}): {path}"
+        )
+    tables = list(FACTOR_DIRS)
+    if metadata.get("factor_blocks"):
+        tables += list(BLOCK_DIRS.values())
+    for name in tables:
+        if not any(entry.startswith(name + "/") for entry in names):
+            raise InputError(f"incomplete walsspark model (no {name}/): {path}")
+    return metadata
 
 
 @dataclass
@@ -108,19 +96,24 @@ class WALSModel:
     Attributes
     ----------
     metadata : dict
-        The parsed ``metadata.json``.
+        The parsed metadata.
     user_factors, item_factors : DataFrame
         ``id``, ``features`` (array<float>).
+    path : str, optional
+        Where the model was read from, as given.
+    location : str, optional
+        The same as Spark reads it (driver-local paths as ``file://`` URIs).
     """
 
     metadata: dict
     user_factors: DataFrame
     item_factors: DataFrame
     path: str | None = None
+    location: str | None = None
 
     def factor_blocks(self, spark: SparkSession, side: str) -> DataFrame | None:
         """The saved factor blocks of ``side`` ("users" or "items"), if the model has them."""
-        if not self.metadata.get("factor_blocks") or self.path is None:
+        if not self.metadata.get("factor_blocks") or self.location is None:
             return None
         data = self.metadata.get("data", {})
         own, other = (
@@ -133,7 +126,7 @@ class WALSModel:
                 f"block int, ids array<{own}>, factors binary, indptr binary, cols binary, "
                 f"needed_ids array<{other}>"
             )
-        return _read_parquet(spark, spark_path(self.path, BLOCK_DIRS[side]), schema)
+        return _read_parquet(spark, join(self.location, BLOCK_DIRS[side]), schema)
 
     @property
     def params(self) -> WALSParams:
@@ -144,41 +137,14 @@ class WALSModel:
         return int(self.metadata["params"]["rank"])
 
     @classmethod
-    def load(cls, spark: SparkSession, path: str) -> WALSModel:
-        """Read a model directory written by :func:`save_model`."""
-        target = local_path(path)
-        if is_local_path(path):
-            if not os.path.isdir(target):
-                raise InputError(f"model directory not found: {path}")
-            meta_file = os.path.join(target, METADATA_FILE)
-            if not os.path.isfile(meta_file):
-                raise InputError(f"not a walsspark model (no {METADATA_FILE}): {path}")
-            try:
-                with open(meta_file, encoding="utf-8") as handle:
-                    metadata = json.load(handle)
-            except (OSError, ValueError) as error:
-                raise InputError(f"cannot read {meta_file}: {error}") from None
-        else:
-            text = "\n".join(
-                row.value for row in spark.read.text(f"{path}/{METADATA_FILE}").collect()
-            )
-            metadata = json.loads(text)
-        if metadata.get("format") != "walsspark-model":
-            raise InputError(
-                f"not a walsspark model ({METADATA_FILE} lacks the format tag): {path}"
-            )
-        if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
-            raise InputError(
-                f"model format version {metadata.get('format_version')} is newer than this "
-                f"walsspark reads ({FORMAT_VERSION}): {path}"
-            )
-        if is_local_path(path):
-            names = ["user_factors", "item_factors"]
-            if metadata.get("factor_blocks"):
-                names += list(BLOCK_DIRS.values())
-            for name in names:
-                if not os.path.isdir(os.path.join(target, name)):
-                    raise InputError(f"incomplete walsspark model (no {name}/): {path}")
+    def load(cls, spark: SparkSession, path: str, storage: Storage | None = None) -> WALSModel:
+        """Read a model directory written by :func:`save_model`, on any file system."""
+        if storage is None:
+            from walsspark.session import storage_for_session
+
+            storage = storage_for_session(spark)
+        metadata = read_metadata(storage, path)
+        location = storage.uri(path)
         data = metadata.get("data", {})
         user_schema, item_schema = (
             f"id {data[name]}, features array<float>" if name in data else None
@@ -186,9 +152,10 @@ class WALSModel:
         )
         return cls(
             metadata=metadata,
-            user_factors=_read_parquet(spark, spark_path(path, "user_factors"), user_schema),
-            item_factors=_read_parquet(spark, spark_path(path, "item_factors"), item_schema),
+            user_factors=_read_parquet(spark, join(location, "user_factors"), user_schema),
+            item_factors=_read_parquet(spark, join(location, "item_factors"), item_schema),
             path=path,
+            location=location,
         )
 
 
@@ -205,25 +172,32 @@ def save_model(
     metadata: dict,
     overwrite: bool = False,
     factor_blocks: dict[str, DataFrame] | None = None,
+    storage: Storage | None = None,
 ) -> None:
-    """Write a model directory (atomically for local paths).
+    """Write a model directory: the tables, then the metadata.
 
     Parameters
     ----------
     path : str
-        Target directory.
+        Target directory, on any file system.
     user_factors, item_factors : DataFrame
         ``id``, ``features``.
     metadata : dict
         Everything else about the run (params, columns, history, evaluation); the format
         tag, version and creation time are added here.
     overwrite : bool
-        Replace an existing non-empty directory.
+        Replace an existing model (or Spark output) there.
     factor_blocks : dict, optional
         ``{"users": DataFrame, "items": DataFrame}``: the factor blocks of training
         (:func:`walsspark.train.factor_blocks`), saved as ``user_blocks/`` and
         ``item_blocks/``.
+    storage : Storage, optional
+        How to reach ``path``; default: as the session resolves paths.
     """
+    if storage is None:
+        from walsspark.session import storage_for_session
+
+        storage = storage_for_session(user_factors.sparkSession)
     tables = {"user_factors": user_factors, "item_factors": item_factors}
     if factor_blocks:
         tables.update({BLOCK_DIRS[side]: frame for side, frame in factor_blocks.items()})
@@ -235,42 +209,19 @@ def save_model(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **metadata,
     }
-    text = json.dumps(full, indent=2, sort_keys=False, default=_json_default)
-    if not is_local_path(path):
-        mode = "overwrite" if overwrite else "errorifexists"
-        for name, table in tables.items():
-            table.write.mode(mode).parquet(f"{path}/{name}")
-        spark = user_factors.sparkSession
-        spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode(mode).text(
-            f"{path}/{METADATA_FILE}"
-        )
-        return
-
-    def write(staging: str) -> None:
-        for name, table in tables.items():
-            table.write.parquet(spark_path(staging, name))
-        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-
-    write_directory_atomically(path, overwrite, write)
+    # One line: readable by any line-based reader (Spark ML's metadata is read the same way).
+    text = json.dumps(full, sort_keys=False, default=_json_default)
+    writers = [(name, parquet_writer(table)) for name, table in tables.items()]
+    storage.write_output(path, overwrite, [*writers, (METADATA_DIR, storage.text_writer(text))])
 
 
-def write_directory_atomically(path: str, overwrite: bool, write: Callable[[str], None]) -> None:
-    """Let ``write`` fill a staging directory, then rename it to ``path``.
+def parquet_writer(table: DataFrame):
+    """A table writer (:data:`walsspark.storage.TableWriter`) of ``table`` as Parquet."""
 
-    A failure anywhere leaves ``path`` as it was and removes the staging directory.
-    """
-    target = os.path.abspath(local_path(path))
-    check_output_path(target, overwrite)
-    staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(staging)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.rename(staging, target)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
+    def write(target: str, mode: str) -> None:
+        table.write.mode(mode).parquet(target)
+
+    return write
 
 
 def _json_default(value: object) -> object:

@@ -1,7 +1,7 @@
 """Train/test splits of ratings: seeded, reproducible, computed on the executors.
 
 - ``random``: each rating is held out when a uniform hashed from (seed, user, item) is
-  below ``fraction`` (:func:`walsspark.ratings_io.split_holdout`);
+  below ``fraction`` (:func:`split_holdout`);
 - ``user-fraction``: per user, the ``round(fraction * n_u)`` ratings with the smallest
   hashed uniforms are held out, keeping at least one in training;
 - ``leave-k-out``: per user, the ``k`` ratings with the smallest hashed uniforms are held
@@ -16,12 +16,16 @@ user's other pairs, never on partitioning or row order.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+import math
+
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, LongType
 
 from walsspark.errors import InputError
 from walsspark.params import SPLIT_METHODS
-from walsspark.ratings_io import holdout_uniform, split_holdout
+from walsspark.ratings_check import require_columns
+from walsspark.ratings_read import ITEM, USER
 
 # Relative error of the timestamp quantile of the time split: 0, the exact quantile, so
 # that the cut depends only on the data (an approximate one may depend on partitioning).
@@ -96,3 +100,63 @@ def _split_by_time(ratings: DataFrame, fraction: float) -> tuple[DataFrame, Data
         return ratings, ratings.limit(0)
     after = F.col("timestamp") > F.lit(cut[0])
     return ratings.filter(~after | F.col("timestamp").isNull()), ratings.filter(after)
+
+
+_HASH_BITS = 53  # a double holds 53-bit integers exactly
+
+
+def holdout_uniform(seed: int) -> Column:
+    """A uniform in [0, 1) from a hash of ``(seed, user, item)``.
+
+    It depends only on the seed and the pair, not on partitioning or row order.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the hash.
+
+    Returns
+    -------
+    Column
+        A double in [0, 1) computed from the ``user`` and ``item`` columns.
+    """
+    hashed = F.xxhash64(F.lit(int(seed)).cast(LongType()), F.col(USER), F.col(ITEM))
+    return F.shiftrightunsigned(hashed, 64 - _HASH_BITS).cast(DoubleType()) / float(2**_HASH_BITS)
+
+
+def split_holdout(df: DataFrame, fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
+    """Split ratings at random into training and hold-out sets, reproducibly.
+
+    Each rating goes to the hold-out set when a uniform computed from a hash of
+    ``(seed, user, item)`` is below ``fraction``, so the split is the same whatever the
+    partitioning or row order, and a pair always lands on the same side.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Ratings in the internal layout (duplicates resolved).
+    fraction : float
+        Expected share of ratings held out, ``0 <= fraction < 1``; 0 gives an empty
+        hold-out set.
+    seed : int
+        Seed of the hash.
+
+    Returns
+    -------
+    tuple of DataFrame
+        ``(train, holdout)``, both with the columns of ``df``.
+
+    Raises
+    ------
+    InputError
+        If ``fraction`` is outside [0, 1).
+    """
+    try:
+        value = float(fraction)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(fraction, bool) or not 0.0 <= value < 1.0:
+        raise InputError(f"holdout fraction must be in [0, 1), got {fraction}")
+    require_columns(df, (USER, ITEM))
+    uniform = holdout_uniform(seed)
+    return df.filter(uniform >= F.lit(value)), df.filter(uniform < F.lit(value))

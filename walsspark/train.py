@@ -32,7 +32,6 @@ user block sends its sum on one route only), and the driver adds up one number p
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from walsspark.blocks import SideLayout, lay_out, pkey_column
+from walsspark.cluster import default_parallelism
 from walsspark.factors import (
     decode_array,
     decode_factors,
@@ -131,32 +131,15 @@ class TrainedFactors:
 
 
 def default_num_blocks(spark: SparkSession, num_ratings: int) -> int:
-    """Blocks per side: one per core, more when blocks would outgrow their target size.
+    """Blocks per side: one per task slot of the cluster
+    (:func:`walsspark.cluster.default_parallelism`: its executors' cores, not the driver's),
+    more when blocks would outgrow their target size.
 
     Capped at :data:`MAX_DEFAULT_BLOCKS`: routes grow with the product of the two block
     counts (each carries a k x k Gramian), so hundreds of blocks cost more than they give.
     """
     by_size = -(-num_ratings // TARGET_RATINGS_PER_BLOCK)
-    return max(1, min(MAX_DEFAULT_BLOCKS, max(_parallelism(spark), by_size)))
-
-
-def _parallelism(spark: SparkSession) -> int:
-    """Cores Spark runs tasks on: spark.default.parallelism, else a local master's count."""
-
-    def conf(key: str) -> str | None:
-        try:
-            return spark.conf.get(key, None)
-        except Exception:  # noqa: BLE001 - not every key is readable on every runtime
-            return None
-
-    value = conf("spark.default.parallelism")
-    if value and str(value).isdigit():
-        return int(value)
-    master = conf("spark.master") or ""
-    if master.startswith("local"):
-        inside = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
-        return int(inside) if inside.isdigit() else os.cpu_count() or 2
-    return 2 * (os.cpu_count() or 2)
+    return max(1, min(MAX_DEFAULT_BLOCKS, max(default_parallelism(spark), by_size)))
 
 
 def _solved_table(block_row: dict, factors: np.ndarray, loss: float, regularization: float):

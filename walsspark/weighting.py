@@ -25,13 +25,13 @@ from pyspark.sql import functions as F
 
 from walsspark.errors import InputError
 from walsspark.params import WALSParams, parse_weight_scheme
-from walsspark.ratings_io import weight_alias
+from walsspark.ratings_read import weight_alias
 
 
 def weight_columns(params: WALSParams) -> tuple[str, ...]:
     """The input columns the weights read (``weight_col`` and ``col:NAME`` schemes).
 
-    The reader keeps them as :func:`walsspark.ratings_io.weight_alias` (``_w_<name>``).
+    The reader keeps them as :func:`walsspark.ratings_read.weight_alias` (``_w_<name>``).
     """
     names = [params.weight_col] if params.weight_col else []
     for name in ("row_weights", "col_weights"):

@@ -4,49 +4,45 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
-import os
 from typing import Any
 
-from walsspark.commands.inputs import check_model_path, read_like_training
+from walsspark.commands.inputs import check_exists, check_model, read_like_training
 from walsspark.errors import InputError
+from walsspark.session import SparkSetup
+
+log = logging.getLogger("walsspark")
 
 
-def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def run_evaluate(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     """Score the test ratings and the top-K lists of the test users; write the JSON."""
     from pyspark.sql import functions as F
 
+    from walsspark.duplicates import resolve_duplicates
     from walsspark.evaluate import holdout_metrics, ranking_metrics
-    from walsspark.model import WALSModel, is_local_path, local_path
-    from walsspark.ratings_io import resolve_duplicates
+    from walsspark.model import WALSModel
     from walsspark.recommend import recommend, recommend_from_blocks
-    from walsspark.session import get_or_create_session
 
     if args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
-    output = args.output or f"{args.model.rstrip('/')}-evaluation.json"
-    if not is_local_path(output):
-        raise InputError(f"the evaluation JSON needs a local path, not {output}")
-    output = local_path(output)
-    if os.path.lexists(output) and not args.overwrite:
-        raise InputError(f"output file exists: {output} (pass --overwrite to replace it)")
-    if os.path.isdir(output):
-        raise InputError(f"output path is a directory: {output}")
-    parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write the output file into {parent}")
     if args.min_rating is not None and not math.isfinite(args.min_rating):
         raise InputError(f"min rating must be a finite number, got {args.min_rating}")
-    check_model_path(args.model)
-    for name, path in (("test", args.test), ("train", args.train)):
-        if path and is_local_path(path) and not os.path.exists(local_path(path)):
-            raise InputError(f"{name} ratings not found: {path}")
+    output = args.output or f"{args.model.rstrip('/')}-evaluation"
 
-    spark = get_or_create_session(master=args.master)
-    model = WALSModel.load(spark, args.model)
+    def check_paths(storage) -> None:
+        storage.check_output(output, args.overwrite, refuse_empty=True)
+        check_model(storage, args.model)
+        check_exists(storage, args.test, "test ratings")
+        check_exists(storage, args.train, "train ratings")
+
+    spark, storage = setup.start_checked(check_paths)
+    model = WALSModel.load(spark, args.model, storage)
     params = model.params
     data = model.metadata["data"]
-    test = read_like_training(spark, model, args.test, args.format, args.user_col, args.item_col)
+    test = read_like_training(
+        spark, model, args.test, args.format, args.user_col, args.item_col, storage
+    )
     # Repeated pairs are merged as training merged them ('last' needs timestamps the
     # test read does not keep: mean).
     policy = "mean" if params.duplicates == "last" else params.duplicates
@@ -76,7 +72,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.train:
         train = read_like_training(
-            spark, model, args.train, args.train_format, args.user_col, args.item_col
+            spark, model, args.train, args.train_format, args.user_col, args.item_col, storage
         )
         test_users = relevant.select(F.col("user").alias("id")).distinct()
         recommendations = recommend(
@@ -110,7 +106,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         rating = holdout_metrics(model.user_factors, model.item_factors, known, params)
         metrics.update(rmse=rating["rmse"], mae=rating["mae"])
     summary = {
-        "model": os.path.abspath(args.model),
+        "model": storage.describe(args.model),
         "test": args.test,
         "k": args.k,
         "excluded": excluded,
@@ -124,15 +120,11 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             for name, value in metrics.items()
         },
     }
-    staging = f"{output}.tmp-{os.getpid()}"
-    try:
-        with open(staging, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(summary, indent=2) + "\n")
-        os.replace(staging, output)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-    summary["output"] = output
+    # One JSON line in one part file, on every file system: spark.read.json reads it back.
+    text = json.dumps(summary)
+    storage.write_output(output, args.overwrite, [("", storage.text_writer(text))])
+    log.info("evaluation written to %s", storage.describe(output))
+    summary["output"] = storage.describe(output)
     return summary
 
 

@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
 from typing import Any
 
-from walsspark.commands.inputs import check_model_path, print_examples, read_input
+from walsspark.commands.inputs import check_exists, check_model, print_examples, read_input
 from walsspark.errors import InputError
+from walsspark.session import SparkSetup
+
+log = logging.getLogger("walsspark")
 
 
-def run_project(args: argparse.Namespace) -> dict[str, Any]:
+def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     """Read new ratings, project them, write ``factors/`` (and ``recommendations/``)."""
     from pyspark.sql import functions as F
 
-    from walsspark.model import WALSModel, check_output_path, spark_path
-    from walsspark.model import write_directory_atomically as write_atomically
+    from walsspark.cluster import default_parallelism
+    from walsspark.duplicates import resolve_duplicates
+    from walsspark.model import WALSModel, parquet_writer
     from walsspark.params import parse_weight_scheme
     from walsspark.project import project
-    from walsspark.ratings_io import resolve_duplicates, validate_ratings, weight_alias
+    from walsspark.ratings_check import validate_ratings
+    from walsspark.ratings_read import weight_alias
     from walsspark.recommend import recommend
-    from walsspark.session import get_or_create_session
     from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     if args.k is not None and args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
-    check_model_path(args.model)
-    check_output_path(args.output, args.overwrite)
-    spark = get_or_create_session(master=args.master)
-    model = WALSModel.load(spark, args.model)
+
+    def check_paths(storage) -> None:
+        check_model(storage, args.model)
+        check_exists(storage, args.input, "input")
+        storage.check_output(args.output, args.overwrite)
+
+    spark, storage = setup.start_checked(check_paths)
+    model = WALSModel.load(spark, args.model, storage)
     data = model.metadata["data"]
     options = {
         "input": args.input,
@@ -47,7 +55,7 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
                 "not supported: they depend on training counts the model does not keep"
             )
     extra = weight_columns(params)
-    ratings = read_input(spark, options, extra_cols=extra)
+    ratings = read_input(spark, options, extra_cols=extra, storage=storage)
     validate_ratings(ratings)
     check_weights(ratings, params)
     policy = "mean" if params.duplicates == "last" else params.duplicates
@@ -71,7 +79,7 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
     new = entries.select(
         F.col(row).alias("row"), F.col(other).alias("other"), "rating", *confidence
     ).cache()
-    factors = project(new, fixed, model.rank, weights).cache()
+    factors = project(new, fixed, model.rank, weights, default_parallelism(spark)).cache()
     tables = {"factors": factors}
     if args.k is not None:
         seen = new.select(F.col("row").alias("query"), F.col("other").alias("candidate"))
@@ -79,14 +87,13 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
             spark, factors.select("id", "features"), fixed, args.k, model.rank, seen=seen
         )
 
-    def write(staging: str) -> None:
-        for name, table in tables.items():
-            table.write.parquet(spark_path(staging, name))
-
-    write_atomically(args.output, args.overwrite, write)
-    written = spark.read.parquet(spark_path(args.output, "factors"))
+    storage.write_output(
+        args.output, args.overwrite, [(n, parquet_writer(t)) for n, t in tables.items()]
+    )
+    log.info("projected factors written to %s", storage.describe(args.output))
+    written = spark.read.parquet(storage.uri(args.output, "factors"))
     summary = {
-        "output": os.path.abspath(args.output),
+        "output": storage.describe(args.output),
         "for": args.for_side,
         "rows": written.count(),
         "without_known_ratings": written.filter("rated = 0").count(),
@@ -94,7 +101,7 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.k is not None:
         summary["examples"] = (
-            spark.read.parquet(spark_path(args.output, "recommendations"))
+            spark.read.parquet(storage.uri(args.output, "recommendations"))
             .orderBy("id")
             .limit(3)
             .collect()

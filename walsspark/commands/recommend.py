@@ -3,40 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
 from typing import Any
 
 from walsspark.commands.inputs import (
+    check_exists,
     check_id_types,
-    check_model_path,
+    check_model,
     print_examples,
     read_input,
     read_like_training,
 )
 from walsspark.errors import InputError
 from walsspark.options import SYNTHETIC_INPUT, TRAIN_DEFAULTS
+from walsspark.session import SparkSetup
+
+log = logging.getLogger("walsspark")
 
 
-def seen_pairs(spark, model, args) -> tuple[Any, str]:
+def seen_pairs(spark, storage, model, args) -> tuple[Any, str]:
     """The (user, item) pairs the model was trained on, and where they came from."""
-    from walsspark.ratings_io import resolve_duplicates
+    from walsspark.duplicates import resolve_duplicates
     from walsspark.splits import split_ratings
 
     data = model.metadata["data"]
     if args.ratings:
         ratings = read_like_training(
-            spark, model, args.ratings, args.ratings_format, args.user_col, args.item_col
+            spark, model, args.ratings, args.ratings_format, args.user_col, args.item_col, storage
         )
         source = f"ratings {args.ratings}"
     else:
         options = {key: data.get(key) for key in TRAIN_DEFAULTS if key in data}
-        if options.get("input") != SYNTHETIC_INPUT and not os.path.exists(str(options["input"])):
+        if options.get("input") != SYNTHETIC_INPUT and not storage.exists(str(options["input"])):
             raise InputError(
                 f"the model's training input {options['input']} is gone: pass --ratings PATH "
                 "for the pairs to exclude, or --include-seen"
             )
-        ratings = read_input(spark, options)
+        ratings = read_input(spark, options, storage=storage)
         params = model.params
         if data.get("timestamp_col") is None and params.duplicates == "last":
             raise InputError("cannot recompute the training pairs: pass --ratings PATH")
@@ -50,15 +54,11 @@ def seen_pairs(spark, model, args) -> tuple[Any, str]:
     return ratings.select("user", "item"), source
 
 
-def _read_ids(spark, path: str, id_type: str):
+def _read_ids(spark, storage, path: str, id_type: str):
     from pyspark.sql import functions as F
 
-    from walsspark.model import is_local_path, local_path
-
-    if is_local_path(path) and not os.path.exists(local_path(path)):
-        raise InputError(f"ids file not found: {path}")
-
-    lines = spark.read.text(path).select(F.trim("value").alias("id")).filter("id != ''")
+    text = spark.read.text(storage.uri(path))
+    lines = text.select(F.trim("value").alias("id")).filter("id != ''")
     cast = lines.selectExpr("id as raw", f"try_cast(id as {id_type}) as id")
     bad = cast.filter("id is null").limit(3).collect()
     if bad:
@@ -68,43 +68,31 @@ def _read_ids(spark, path: str, id_type: str):
     return cast.select("id").distinct()
 
 
-def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
+def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     """Load the model, work out the seen pairs, write the top-K table."""
     from pyspark.sql import functions as F
 
-    from walsspark.model import (
-        WALSModel,
-        check_output_path,
-        is_local_path,
-        local_path,
-        spark_path,
-        write_directory_atomically,
-    )
+    from walsspark.model import WALSModel, parquet_writer
     from walsspark.recommend import recommend, recommend_from_blocks
-    from walsspark.session import get_or_create_session
 
     if args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
     if not args.max_candidate_mb > 0:
         raise InputError(f"max candidate size must be > 0 MB, got {args.max_candidate_mb}")
     output = args.output or f"{args.model.rstrip('/')}-recommendations-{args.for_side}"
-    if is_local_path(output) and is_local_path(args.model):
-        # Refuse any existing path (even an empty directory) without --overwrite, and an
-        # output that contains or lies inside the model (--overwrite would delete it).
-        if os.path.lexists(local_path(output)) and not args.overwrite:
-            raise InputError(f"output path exists: {output} (pass --overwrite to replace it)")
-        target = os.path.realpath(local_path(output))
-        model_dir = os.path.realpath(local_path(args.model))
-        if os.path.commonpath([target, model_dir]) in (target, model_dir):
+
+    def check_paths(storage) -> None:
+        # An output that contains or lies inside the model: --overwrite would delete it.
+        if storage.resolver.same_or_nested(output, args.model):
             raise InputError(f"output path {output} overlaps the model directory {args.model}")
-    check_output_path(output, args.overwrite)
-    # Local paths are checked before Spark starts, so its start-up chatter does not
-    # precede the error line (WALSModel.load and _read_ids check them again).
-    check_model_path(args.model)
-    if args.ids and is_local_path(args.ids) and not os.path.exists(local_path(args.ids)):
-        raise InputError(f"ids file not found: {args.ids}")
-    spark = get_or_create_session(master=args.master)
-    model = WALSModel.load(spark, args.model)
+        # Any existing path (even an empty directory) is refused without --overwrite.
+        storage.check_output(output, args.overwrite, refuse_empty=True)
+        check_model(storage, args.model)
+        check_exists(storage, args.ids, "ids file")
+        check_exists(storage, args.ratings, "ratings")
+
+    spark, storage = setup.start_checked(check_paths)
+    model = WALSModel.load(spark, args.model, storage)
     by_users = args.for_side == "users"
     data = model.metadata["data"]
     # Models since the recommendation work record their id counts: no count job.
@@ -138,12 +126,12 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
         )
         seen, source = None, "none (--include-seen)"
         if not args.include_seen:
-            pairs, source = seen_pairs(spark, model, args)
+            pairs, source = seen_pairs(spark, storage, model, args)
             query_col, cand_col = ("user", "item") if by_users else ("item", "user")
             seen = pairs.select(F.col(query_col).alias("query"), F.col(cand_col).alias("candidate"))
         if args.ids:
             id_type = query.schema["id"].dataType.simpleString()
-            wanted = _read_ids(spark, args.ids, id_type).cache()
+            wanted = _read_ids(spark, storage, args.ids, id_type).cache()
             missing = wanted.join(query.select("id"), "id", "left_anti")
             unknown_count = missing.count()
             unknown = [row["id"] for row in missing.orderBy("id").limit(5).collect()]
@@ -159,32 +147,35 @@ def run_recommend(args: argparse.Namespace) -> dict[str, Any]:
             num_candidates=num_candidates,
         )
 
-    def write(staging: str) -> None:
-        if args.format == "parquet":
-            recommendations.write.parquet(spark_path(staging))
-        else:
-            lines = recommendations.select(
-                F.concat_ws(
-                    ",",
-                    F.col("id").cast("string"),
-                    F.array_join(F.transform("recommendations", lambda r: r["id"]), ","),
-                ).alias("value")
-            )
-            lines.write.text(spark_path(staging))
+    if args.format == "parquet":
+        table = recommendations
+    else:
+        table = recommendations.select(
+            F.concat_ws(
+                ",",
+                F.col("id").cast("string"),
+                F.array_join(F.transform("recommendations", lambda r: r["id"]), ","),
+            ).alias("value")
+        )
 
-    write_directory_atomically(output, args.overwrite, write)
-    written = spark.read.parquet(spark_path(output)).count() if args.format == "parquet" else None
+    def write(target: str, mode: str) -> None:
+        if args.format == "parquet":
+            parquet_writer(table)(target, mode)
+        else:
+            table.write.mode(mode).text(target)
+
+    storage.write_output(output, args.overwrite, [("", write)])
+    log.info("recommendations written to %s", storage.describe(output))
+    written = spark.read.parquet(storage.uri(output)) if args.format == "parquet" else None
     return {
-        "output": os.path.abspath(output),
+        "output": storage.describe(output),
         "for": args.for_side,
         "k": args.k,
         "seen": source,
-        "rows": written,
+        "rows": written.count() if written is not None else None,
         "unknown_ids": unknown_count,
         "unknown_examples": unknown,
-        "examples": spark.read.parquet(spark_path(output)).orderBy("id").limit(3).collect()
-        if args.format == "parquet"
-        else [],
+        "examples": written.orderBy("id").limit(3).collect() if written is not None else [],
     }
 
 

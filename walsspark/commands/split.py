@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 from typing import Any
 
-from walsspark.commands.inputs import read_input
+from walsspark.commands.inputs import check_exists, read_input
 from walsspark.errors import InputError
+from walsspark.session import SparkSetup
+
+log = logging.getLogger("walsspark")
 
 
-def run_split(args: argparse.Namespace) -> dict[str, Any]:
+def run_split(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     """Read, validate and split the ratings; write ``OUT/train`` and ``OUT/test``."""
     from pyspark.sql import functions as F
 
-    from walsspark.model import check_output_path, spark_path, write_directory_atomically
-    from walsspark.ratings_io import resolve_duplicates, validate_ratings
-    from walsspark.session import get_or_create_session
+    from walsspark.duplicates import resolve_duplicates
+    from walsspark.model import parquet_writer
+    from walsspark.ratings_check import validate_ratings
     from walsspark.splits import split_ratings
 
-    check_output_path(args.output, args.overwrite)
-    spark = get_or_create_session(master=args.master)
+    def check_paths(storage) -> None:
+        check_exists(storage, args.input, "input")
+        storage.check_output(args.output, args.overwrite)
+
+    spark, storage = setup.start_checked(check_paths)
     options = {
         "input": args.input,
         "format": args.format,
@@ -29,7 +35,7 @@ def run_split(args: argparse.Namespace) -> dict[str, Any]:
         "rating_col": args.rating_col,
         "timestamp_col": args.timestamp_col,
     }
-    ratings = read_input(spark, options)
+    ratings = read_input(spark, options, storage=storage)
     validate_ratings(ratings)
     if args.method == "time" and "timestamp" not in ratings.columns:
         raise InputError("the time split needs a timestamp column (pass --timestamp-col NAME)")
@@ -42,16 +48,14 @@ def run_split(args: argparse.Namespace) -> dict[str, Any]:
     def renamed(frame):
         return frame.select(*[F.col(c).alias(names.get(c, c)) for c in frame.columns])
 
-    def write(staging: str) -> None:
-        renamed(train).write.parquet(spark_path(staging, "train"))
-        renamed(test).write.parquet(spark_path(staging, "test"))
-
-    write_directory_atomically(args.output, args.overwrite, write)
+    tables = [("train", parquet_writer(renamed(train))), ("test", parquet_writer(renamed(test)))]
+    storage.write_output(args.output, args.overwrite, tables)
+    log.info("split written to %s", storage.describe(args.output))
     counts = {
-        name: spark.read.parquet(spark_path(args.output, name)).count()
+        name: spark.read.parquet(storage.uri(args.output, name)).count()
         for name in ("train", "test")
     }
-    return {"output": os.path.abspath(args.output), "method": args.method, **counts}
+    return {"output": storage.describe(args.output), "method": args.method, **counts}
 
 
 def print_split_summary(summary: dict[str, Any]) -> None:

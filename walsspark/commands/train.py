@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from typing import Any
 
-from walsspark.commands.inputs import print_examples, read_input
+from walsspark.commands.inputs import check_exists, print_examples, read_input
 from walsspark.errors import InputError
 from walsspark.params import WALSParams
+from walsspark.session import SparkSetup
 
 log = logging.getLogger("walsspark")
 
@@ -18,18 +18,18 @@ def params_from_options(options: dict[str, Any]) -> WALSParams:
     return WALSParams.from_dict(options).validate()
 
 
-def run_train(options: dict[str, Any]) -> dict[str, Any]:
+def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     """Read, validate, train, evaluate and save; return a summary."""
+    from walsspark.duplicates import resolve_duplicates
     from walsspark.evaluate import HoldoutScorer
-    from walsspark.model import check_output_path, save_model
-    from walsspark.ratings_io import resolve_duplicates, validate_ratings, weight_alias
-    from walsspark.session import get_or_create_session
+    from walsspark.model import save_model
+    from walsspark.ratings_check import validate_ratings
+    from walsspark.ratings_read import weight_alias
     from walsspark.splits import split_ratings
     from walsspark.train import fit
     from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     params = params_from_options(options)
-    check_output_path(options["output"], options["overwrite"])
     recommendations_path = None
     if options["recommend_k"] is not None:
         k = options["recommend_k"]
@@ -38,10 +38,16 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         recommendations_path = options["recommendations"] or (
             f"{options['output'].rstrip('/')}-recommendations"
         )
-        check_output_path(recommendations_path, options["overwrite"])
-    spark = get_or_create_session(master=options["master"])
+
+    def check_paths(storage) -> None:
+        check_exists(storage, options["input"], "input")
+        storage.check_output(options["output"], options["overwrite"])
+        if recommendations_path is not None:
+            storage.check_output(recommendations_path, options["overwrite"])
+
+    spark, storage = setup.start_checked(check_paths)
     extra = weight_columns(params)
-    ratings = read_input(spark, options, extra_cols=extra)
+    ratings = read_input(spark, options, extra_cols=extra, storage=storage)
     validate_ratings(ratings)
     check_weights(ratings, params)
     ratings = resolve_duplicates(ratings, params.duplicates)
@@ -117,11 +123,14 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
         metadata,
         options["overwrite"],
         factor_blocks=factor_blocks,
+        storage=storage,
     )
-    summary = {"output": os.path.abspath(options["output"]), **metadata}
+    log.info("model written to %s", storage.describe(options["output"]))
+    summary = {"output": storage.describe(options["output"]), **metadata}
     if recommendations_path is not None:
         summary["recommendations"] = write_recommendation_tables(
             spark,
+            storage,
             factor_blocks,
             metadata["data"],
             options["recommend_k"],
@@ -136,14 +145,14 @@ def run_train(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_recommendation_tables(
-    spark, factor_blocks: dict, data: dict, k: int, rank: int, path: str, overwrite: bool
+    spark, storage, factor_blocks: dict, data: dict, k: int, rank: int, path: str, overwrite: bool
 ) -> dict[str, Any]:
     """Top-K items per user (``users/``) and users per item (``items/``), seen excluded.
 
     Scored straight from the training blocks (:func:`walsspark.recommend.recommend_from_blocks`):
     the blocks carry the pairs trained on, so nothing is read or shuffled again.
     """
-    from walsspark.model import spark_path, write_directory_atomically
+    from walsspark.model import parquet_writer
     from walsspark.recommend import recommend_from_blocks
 
     users, items = factor_blocks["users"], factor_blocks["items"]
@@ -151,17 +160,13 @@ def write_recommendation_tables(
         "users": recommend_from_blocks(users, items, k, rank, num_candidates=data["num_items"]),
         "items": recommend_from_blocks(items, users, k, rank, num_candidates=data["num_users"]),
     }
-
-    def write(staging: str) -> None:
-        for name, table in tables.items():
-            table.write.parquet(spark_path(staging, name))
-
-    write_directory_atomically(path, overwrite, write)
+    storage.write_output(path, overwrite, [(n, parquet_writer(t)) for n, t in tables.items()])
+    log.info("recommendations written to %s", storage.describe(path))
     examples = {
-        name: spark.read.parquet(spark_path(path, name)).orderBy("id").limit(3).collect()
+        name: spark.read.parquet(storage.uri(path, name)).orderBy("id").limit(3).collect()
         for name in tables
     }
-    return {"path": os.path.abspath(path), "k": k, "examples": examples}
+    return {"path": storage.describe(path), "k": k, "examples": examples}
 
 
 def _sweep_metrics(metrics: dict) -> dict | None:

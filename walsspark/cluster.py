@@ -1,0 +1,160 @@
+"""What Spark runs on: the master, the executors and their cores, their Python.
+
+Defaults that scale with the cluster (block counts) come from here, from the cluster's
+executors and never from the driver machine's ``os.cpu_count()``: ``spark.default.parallelism``
+when set, else the number of splits Spark itself gives a ``range`` (its default
+parallelism: the executors' cores on a cluster, N on ``local[N]``). Both are read through
+SQL, so they work on classic Spark and on Spark Connect alike.
+
+Before the first job on a cluster, one small job asks every task slot which Python runs
+there, so a cluster whose executors lack numpy, pyarrow or walsspark itself is reported in
+one line instead of a Python traceback from the middle of training.
+
+This module imports nothing but the standard library at its top: the probe runs on the
+executors before anything is known about their Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+log = logging.getLogger("walsspark")
+
+_SPLITS = re.compile(r"splits=(\d+)")
+
+
+@dataclass
+class ExecutorPython:
+    """The Python one executor task slot runs (from the probe job)."""
+
+    host: str
+    workdir: str
+    executable: str
+    version: str
+    problem: str
+
+
+def conf_value(spark, key: str) -> str | None:
+    """A setting of the session, or None when unset or unreadable."""
+    try:
+        return spark.conf.get(key, None) or None
+    except Exception:  # noqa: BLE001 - not every key is readable on every runtime
+        return None
+
+
+def default_parallelism(spark) -> int:
+    """Task slots of the cluster: ``spark.default.parallelism``, else Spark's own default
+    parallelism (the splits of a ``range``), else 2."""
+    value = conf_value(spark, "spark.default.parallelism")
+    if value and value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        plan = "\n".join(row[0] for row in spark.sql("EXPLAIN SELECT id FROM range(2)").collect())
+    except Exception:  # noqa: BLE001 - a managed runtime may refuse EXPLAIN
+        plan = ""
+    match = _SPLITS.search(plan)
+    return max(1, int(match.group(1))) if match else 2
+
+
+def executor_hosts(spark) -> list[str] | None:
+    """``host:port`` of every executor (classic Spark), None where the JVM is out of reach
+    (Spark Connect). In local mode the driver is the only executor."""
+    try:
+        infos = spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos()
+        hosts = [f"{info.host()}:{info.port()}" for info in infos]
+    except Exception:  # noqa: BLE001 - Spark Connect, or JVM access forbidden
+        return None
+    master = conf_value(spark, "spark.master") or ""
+    # The driver is listed too; it runs tasks only in local mode.
+    return hosts if master.startswith("local") else hosts[1:]
+
+
+def _probe(batches):
+    """mapInArrow function: describe the Python of this task slot."""
+    import pyarrow as pa
+
+    for _ in batches:
+        pass
+    problem = ""
+    for module in ("numpy", "walsspark.solver"):
+        try:
+            __import__(module)
+        except Exception as error:  # noqa: BLE001 - report whatever breaks the import
+            problem = f"{type(error).__name__}: {error}"
+            break
+    yield pa.RecordBatch.from_pydict(
+        {
+            "host": [os.uname().nodename],
+            "workdir": [os.getcwd()],
+            "executable": [sys.executable],
+            "version": [sys.version.split()[0]],
+            "problem": [problem],
+        }
+    )
+
+
+def executor_pythons(spark, slots: int) -> list[ExecutorPython]:
+    """Run the probe on ``slots`` tasks; the distinct answers.
+
+    Raises
+    ------
+    InputError
+        When the executors' Python cannot run walsspark (pyarrow, numpy or walsspark
+        missing), naming what is missing.
+    """
+    from walsspark.errors import InputError, first_line
+
+    schema = "host string, workdir string, executable string, version string, problem string"
+    try:
+        rows = spark.range(0, slots, 1, slots).mapInArrow(_probe, schema).distinct().collect()
+    except Exception as error:  # noqa: BLE001 - the worker could not even start our code
+        raise InputError(
+            f"the executors' Python cannot run walsspark ({_python_problem(error)}): ship "
+            "numpy, pyarrow and walsspark to them (README.md, 'Running on a cluster')"
+        ) from None
+    found = [ExecutorPython(**row.asDict()) for row in rows]
+    broken = [python for python in found if python.problem]
+    if broken:
+        raise InputError(
+            f"the executors' Python ({broken[0].executable}) cannot run walsspark "
+            f"({first_line(RuntimeError(broken[0].problem))}): ship numpy, pyarrow and "
+            "walsspark to them (README.md, 'Running on a cluster')"
+        )
+    return found
+
+
+def _python_problem(error: BaseException) -> str:
+    text = str(error)
+    for pattern in (r"(ModuleNotFoundError: [^\n]*)", r"(ImportError: [^\n]*)"):
+        match = re.search(pattern, text)
+        if match:
+            return match.group(1).strip()
+    from walsspark.errors import first_line
+
+    return first_line(error)
+
+
+def log_cluster(spark) -> None:
+    """One line on what Spark runs on; on a cluster, one on the executors' Python."""
+    from walsspark.session import is_connect
+
+    master = conf_value(spark, "spark.master") or "unknown master"
+    kind = "Spark Connect" if is_connect(spark) else "classic Spark"
+    version = getattr(spark, "version", "?")
+    slots = default_parallelism(spark)
+    hosts = executor_hosts(spark)
+    if hosts is None:
+        executors = "executors not visible through Spark Connect"
+    elif master.startswith("local"):
+        executors = "the driver runs the tasks"
+    else:
+        executors = f"{len(hosts)} executors ({', '.join(sorted(hosts))})"
+    log.info("Spark %s (%s), master %s: %s; %d task slots", version, kind, master, executors, slots)
+    if master.startswith(("spark://", "yarn", "k8s://", "mesos://")):
+        pythons = executor_pythons(spark, slots)
+        shown = sorted({f"{p.executable} (Python {p.version})" for p in pythons})
+        log.info("executors run %s", ", ".join(shown))

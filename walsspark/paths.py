@@ -1,0 +1,172 @@
+"""Where a path lives: resolved as Spark resolves it, and whether the driver may touch it.
+
+A path option is whatever ``spark.read`` / ``df.write`` accept: any Hadoop URI
+(``file:``, ``hdfs://``, ``s3a://``, ``abfss://``, ``gs://``, ``dbfs:/``, ``viewfs://``) or
+a path without a scheme, which Spark (Hadoop) resolves against the default file system
+``fs.defaultFS``: the driver's disk only when that is ``file:///``, HDFS on a typical YARN
+cluster, DBFS on Databricks (where ``/Volumes/...`` is a Unity Catalog volume).
+
+This module is the one place that decides whether a path is *local to the driver*: a
+``file:`` path, or a scheme-less one under a ``file:`` default file system, when the Spark
+driver runs in this process (classic Spark) or in a Connect server that this process
+started on the same machine. Only such paths are touched with :mod:`os` (fast checks
+before Spark starts, staging directories renamed into place); every other path goes
+through Spark's readers and writers (:mod:`walsspark.storage`), so it also works on Spark
+Connect, where there is no JVM gateway.
+
+The default file system is read from the settings Spark itself would use: ``--conf
+spark.hadoop.fs.defaultFS=...``, ``spark-defaults.conf`` (``SPARK_CONF_DIR``), Hadoop's
+``core-site.xml`` (``HADOOP_CONF_DIR``, ``YARN_CONF_DIR``), Databricks (``dbfs:/``), and
+once a classic session runs, the session's own Hadoop configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+LOCAL_FS = "file:///"
+DEFAULT_FS_KEY = "spark.hadoop.fs.defaultFS"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def scheme(path: str) -> str | None:
+    """The URI scheme of ``path`` (lower case), or None for a plain path."""
+    match = _SCHEME.match(path)
+    # A one-letter "scheme" is a Windows drive letter, not a file system.
+    if match is None or len(match.group(1)) == 1:
+        return None
+    return match.group(1).lower()
+
+
+def join(path: str, *parts: str) -> str:
+    """``path/part/...`` for any path or URI (never ``os.path.join``: URIs keep ``/``)."""
+    pieces = [path.rstrip("/") or path, *[part.strip("/") for part in parts if part]]
+    return "/".join(pieces) if len(pieces) > 1 else path
+
+
+def uri_path(path: str) -> str:
+    """The path component of a URI (``hdfs://nn/a/b`` -> ``/a/b``), or the plain path."""
+    return urlparse(path).path if scheme(path) else path
+
+
+@dataclass(frozen=True)
+class PathResolver:
+    """Resolves path options the way Spark will, and tells which the driver can touch.
+
+    Attributes
+    ----------
+    default_fs : str
+        Hadoop's ``fs.defaultFS``: where scheme-less paths go.
+    driver_is_here : bool
+        The Spark driver shares this process's disk and working directory (classic Spark,
+        or a Connect server this process started, ``SPARK_REMOTE=local[...]``).
+    """
+
+    default_fs: str = LOCAL_FS
+    driver_is_here: bool = True
+
+    def local_path(self, path: str) -> str | None:
+        """The driver's own (absolute) file path for ``path``, or None if only Spark can
+        reach it."""
+        if not self.driver_is_here or not path:
+            return None
+        kind = scheme(path)
+        if kind == "file":
+            parsed = urlparse(path)
+            if parsed.netloc not in ("", "localhost"):
+                return None
+            return os.path.abspath(parsed.path or "/")
+        if kind is not None or scheme(self.default_fs) != "file":
+            return None
+        return os.path.abspath(path)
+
+    def is_local(self, path: str) -> bool:
+        return self.local_path(path) is not None
+
+    def spark_path(self, path: str, *parts: str) -> str:
+        """The path to hand to Spark: driver-local paths as absolute ``file://`` URIs (so the
+        working directory is the driver's), everything else as given, for Spark to
+        resolve against its default file system."""
+        joined = join(path, *parts)
+        local = self.local_path(joined)
+        return "file://" + local if local is not None else joined
+
+    def describe(self, path: str) -> str:
+        """``path`` as the user should read it in a log line: local paths absolute,
+        scheme-less absolute paths prefixed with the default file system."""
+        local = self.local_path(path)
+        if local is not None:
+            return local
+        if scheme(path) is None and path.startswith("/"):
+            return self.default_fs.rstrip("/") + path
+        return path
+
+    def same_or_nested(self, first: str, second: str) -> bool:
+        """True when one path is the other or lies inside it."""
+        a, b = (self.describe(p).rstrip("/") + "/" for p in (first, second))
+        local_a, local_b = self.local_path(first), self.local_path(second)
+        if local_a is not None and local_b is not None:
+            a, b = (os.path.realpath(p).rstrip("/") + "/" for p in (local_a, local_b))
+        return a.startswith(b) or b.startswith(a)
+
+
+def resolver_from_settings(
+    settings: Mapping[str, str], remote: str | None = None, env: Mapping[str, str] | None = None
+) -> PathResolver:
+    """The resolver before Spark starts, from the settings Spark will start with.
+
+    Parameters
+    ----------
+    settings : mapping
+        Spark settings (``spark-defaults.conf`` merged with ``--conf``).
+    remote : str, optional
+        The Spark Connect URL, if the session will be a Connect one.
+    env : mapping, optional
+        Environment (default ``os.environ``).
+    """
+    env = os.environ if env is None else env
+    return PathResolver(default_fs_from(settings, env), driver_is_here=_remote_is_here(remote))
+
+
+def default_fs_from(settings: Mapping[str, str], env: Mapping[str, str] | None = None) -> str:
+    """``fs.defaultFS`` as Spark will see it: a ``spark.hadoop.`` setting, else Hadoop's
+    ``core-site.xml``, else Databricks' ``dbfs:/``, else Hadoop's default ``file:///``."""
+    env = os.environ if env is None else env
+    if settings.get(DEFAULT_FS_KEY):
+        return settings[DEFAULT_FS_KEY]
+    for variable in ("HADOOP_CONF_DIR", "YARN_CONF_DIR", "SPARK_CONF_DIR"):
+        directory = env.get(variable)
+        if directory:
+            value = _core_site_default_fs(os.path.join(directory, "core-site.xml"))
+            if value:
+                return value
+    if env.get("DATABRICKS_RUNTIME_VERSION"):
+        return "dbfs:/"
+    return LOCAL_FS
+
+
+def _core_site_default_fs(path: str) -> str | None:
+    """``fs.defaultFS`` (or its old name ``fs.default.name``) from a core-site.xml."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    values = {}
+    for prop in root.iter("property"):
+        name, value = prop.findtext("name"), prop.findtext("value")
+        if name and value:
+            values[name.strip()] = value.strip()
+    return values.get("fs.defaultFS") or values.get("fs.default.name")
+
+
+def _remote_is_here(remote: str | None) -> bool:
+    """A Connect server shares our disk and working directory only when we start it
+    (``local[...]``); a server at ``sc://...`` may run anywhere."""
+    if remote is None:
+        return True
+    return remote == "local" or remote.startswith("local[")

@@ -1,0 +1,332 @@
+"""Reading rating data into one internal layout.
+
+Every reader returns the same columns: ``user``, ``item``, ``rating`` (double) and, when
+the input has one, ``timestamp`` (long, seconds). User and item ids keep their type
+family: integral ids become ``long``, string ids stay ``string``. The format of ``auto``
+comes from :mod:`walsspark.input_format`.
+
+Everything here uses the DataFrame API only (no RDDs, no ``sparkContext``), so it runs on
+classic Spark and on Spark Connect alike, on any file system Spark reads.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812 - the usual PySpark alias
+from pyspark.sql.types import (
+    DataType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegralType,
+    LongType,
+    NumericType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
+
+from walsspark.errors import InputError, guarded_read
+from walsspark.input_format import (
+    FORMATS,
+    check_input_exists,
+    detect_format,
+    movielens_file,
+    movielens_header,
+    movielens_kind,
+)
+from walsspark.storage import Storage
+
+USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
+RATING_COLUMNS: tuple[str, str, str, str] = (USER, ITEM, RATING, TIMESTAMP)
+"""Internal column names: user id, item id, rating and (optional) timestamp."""
+
+# Every MovieLens file is read as four string fields and converted afterwards, so a bad
+# value becomes a null (detectable by validate_ratings) instead of failing the job.
+_STRING_FIELDS = StructType(
+    [StructField(name, StringType(), True) for name in ("c0", "c1", "c2", "c3")]
+)
+
+# read_ratings stores, in the returned DataFrame object's ``__dict__``, the same rows with
+# the rating's raw text kept as an extra column, so validate_ratings can tell a null rating
+# from a non-numeric one and show the offending text. Any transformation of the DataFrame
+# returns a new object without it; validate_ratings then checks the double column only.
+RAW_SOURCE_ATTR = "_walsspark_raw_rating_source"
+RAW_RATING = "_walsspark_raw_rating"
+
+
+def read_ratings(
+    spark: SparkSession,
+    path: str,
+    fmt: str = "auto",
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    rating_col: str = "rating",
+    timestamp_col: str | None = None,
+    extra_cols: tuple[str, ...] = (),
+    storage: Storage | None = None,
+) -> DataFrame:
+    """Read ratings into the internal layout ``user, item, rating[, timestamp]``.
+
+    Parameters
+    ----------
+    spark : SparkSession
+        A classic or Spark Connect session.
+    path : str
+        File, directory or glob; local or any file system URI Spark can read.
+    fmt : str
+        ``auto``, ``parquet``, ``csv`` (with a header), ``tsv`` (no header; positional
+        columns user, item, rating and an optional timestamp) or ``movielens``
+        (``u.data``, ``ratings.dat`` or ``ratings.csv``, or a directory holding one).
+        ``auto`` picks the format from the path name or the directory's content.
+    user_col, item_col, rating_col : str
+        Source column names (parquet and csv only).
+    timestamp_col : str, optional
+        Source timestamp column (parquet and csv only); without it the result has no
+        ``timestamp`` column unless the format defines one (tsv with four columns,
+        MovieLens).
+    extra_cols : tuple of str
+        Further numeric source columns to keep as doubles, named :func:`weight_alias`
+        (``_w_<name>``, so that a weight column may also be, say, the rating column);
+        parquet and csv only.
+    storage : Storage, optional
+        How to reach ``path`` (driver-local or through Spark); default: as the session
+        resolves paths.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``user`` and ``item`` (long, or string for string ids), ``rating``
+        (double; null where the source value is missing or not a number) and, when
+        available, ``timestamp`` (long). Nothing is collected; bad rows are left for
+        :func:`validate_ratings` to report.
+
+    Raises
+    ------
+    InputError
+        Unknown format, missing or unreadable input, format that cannot be determined,
+        missing columns, or an id/rating/timestamp column of an unsupported type.
+    """
+    fmt_name = (fmt or "auto").strip().lower()
+    if fmt_name not in FORMATS:
+        raise InputError(f"unknown input format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    if storage is None:
+        from walsspark.session import storage_for_session
+
+        storage = storage_for_session(spark)
+    check_input_exists(storage, path)
+
+    source = path
+    if fmt_name == "auto":
+        fmt_name, source = detect_format(storage, path)
+    elif fmt_name == "movielens":
+        source = movielens_file(storage, path)
+
+    if fmt_name in ("parquet", "csv"):
+        names = (user_col, item_col, rating_col, timestamp_col)
+        return _read_named(spark, path, fmt_name, *names, extra_cols=extra_cols)
+    if extra_cols:
+        raise InputError(
+            f"weight columns ({', '.join(extra_cols)}) need a parquet or csv input, not {fmt_name}"
+        )
+    if fmt_name == "tsv":
+        return _read_tsv(spark, path)
+    return _read_movielens(storage, source)
+
+
+def weight_alias(name: str) -> str:
+    """The internal name of the extra (weight) source column ``name``."""
+    return f"_w_{name}"
+
+
+def _read_named(
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    user_col: str,
+    item_col: str,
+    rating_col: str,
+    timestamp_col: str | None,
+    extra_cols: tuple[str, ...] = (),
+) -> DataFrame:
+    """Read parquet or headed CSV and map the named columns to the internal layout."""
+
+    def load() -> DataFrame:
+        if fmt == "parquet":
+            df = spark.read.parquet(path)
+        else:
+            df = spark.read.csv(path, header=True, inferSchema=True)
+        df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
+        return df
+
+    df = guarded_read(path, fmt, load)
+    if not df.columns:  # an empty csv file: no header, no rows
+        raise InputError(f"input has no ratings: {path} is empty")
+    wanted = [user_col, item_col, rating_col] + ([timestamp_col] if timestamp_col else [])
+    resolved = _resolve_columns(df, wanted + list(extra_cols), path)
+    sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), resolved[: len(wanted)], strict=False))
+    extras = []
+    for name, source in zip(extra_cols, resolved[len(wanted) :], strict=True):
+        dtype = df.schema[source].dataType
+        if not isinstance(dtype, NumericType):
+            raise InputError(
+                f"weight column {name!r} has type {dtype.simpleString()}; expected numbers"
+            )
+        extras.append(column(source).cast(DoubleType()).alias(weight_alias(name)))
+    return _to_internal(df, sources, extras)
+
+
+def _read_tsv(spark: SparkSession, path: str) -> DataFrame:
+    """Read headerless tab-separated user, item, rating[, timestamp] (types inferred)."""
+
+    def load() -> DataFrame:
+        df = spark.read.csv(path, sep="\t", header=False, inferSchema=True)
+        df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
+        return df
+
+    df = guarded_read(path, "tsv", load)
+    columns = df.columns
+    if not columns:  # an empty file: let validate_ratings report "no ratings"
+        return _to_internal(_empty_strings(spark), {USER: "c0", ITEM: "c1", RATING: "c2"})
+    if len(columns) < 3:
+        raise InputError(
+            f"tsv input {path} has {len(columns)} column(s); "
+            "expected user, item, rating and optionally timestamp"
+        )
+    sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), columns[:4], strict=False))
+    return _to_internal(df, sources)
+
+
+def _read_movielens(storage: Storage, path: str) -> DataFrame:
+    """Read one MovieLens ratings file (``u.data``, ``ratings.dat`` or ``ratings.csv``)."""
+    spark = storage.spark
+    kind = movielens_kind(path)
+
+    def load() -> DataFrame:
+        if kind == "dat":
+            # "::" is a two-character separator, which the CSV reader of older Spark
+            # versions rejects: read lines as text and split them instead.
+            lines = spark.read.text(path)
+            lines = lines.filter(F.trim(F.col("value")) != "")
+            fields = F.split(F.col("value"), "::")
+            df = lines.select(*[F.trim(F.get(fields, i)).alias(f"c{i}") for i in range(4)])
+        elif kind == "data":
+            df = spark.read.csv(path, sep="\t", header=False, schema=_STRING_FIELDS)
+        else:
+            # Read as strings under the file's own header names (a schema with other
+            # names makes Spark warn on every read), then renamed c0..c3.
+            header = (movielens_header(storage, path) or [])[:4]
+            schema = StructType([StructField(name, StringType(), True) for name in header])
+            df = spark.read.csv(path, header=True, schema=schema)
+            df = df.select(*[column(name).alias(f"c{i}") for i, name in enumerate(header)])
+            for missing in range(len(header), 4):
+                df = df.withColumn(f"c{missing}", F.lit(None).cast(StringType()))
+        df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
+        return df
+
+    df = guarded_read(path, "movielens", load)
+    df = df.select(
+        F.col("c0").try_cast(LongType()).alias("c0"),
+        F.col("c1").try_cast(LongType()).alias("c1"),
+        "c2",
+        "c3",
+    )
+    return _to_internal(df, {USER: "c0", ITEM: "c1", RATING: "c2", TIMESTAMP: "c3"})
+
+
+def _to_internal(df: DataFrame, sources: dict[str, str], extras: list | None = None) -> DataFrame:
+    """Project the source columns named in ``sources`` onto the internal layout.
+
+    Keeps the raw rating text (for string ratings) on a side DataFrame stored in the
+    result's ``__dict__`` so :func:`validate_ratings` can report non-numeric values.
+    """
+    fields = {field.name: field.dataType for field in df.schema.fields}
+    columns = [
+        _id_column(sources[USER], fields[sources[USER]], "user"),
+        _id_column(sources[ITEM], fields[sources[ITEM]], "item"),
+        _rating_column(sources[RATING], fields[sources[RATING]]),
+    ]
+    if TIMESTAMP in sources:
+        columns.append(_timestamp_column(sources[TIMESTAMP], fields[sources[TIMESTAMP]]))
+    columns += extras or []
+    result = df.select(*columns)
+    if isinstance(fields[sources[RATING]], StringType):
+        raw = column(sources[RATING]).alias(RAW_RATING)
+        vars(result)[RAW_SOURCE_ATTR] = df.select(*columns, raw)
+    return result
+
+
+def _id_column(name: str, dtype: DataType, kind: str) -> Column:
+    """User or item id: integral types become long, strings stay strings."""
+    if isinstance(dtype, IntegralType):
+        return column(name).cast(LongType()).alias(USER if kind == "user" else ITEM)
+    if isinstance(dtype, StringType):
+        return column(name).alias(USER if kind == "user" else ITEM)
+    raise InputError(
+        f"{kind} id column {name!r} has type {dtype.simpleString()}; expected integer or string ids"
+    )
+
+
+def _rating_column(name: str, dtype: DataType) -> Column:
+    """Rating as double; text that is not a number becomes null (never a job failure)."""
+    if isinstance(dtype, NumericType):
+        return column(name).cast(DoubleType()).alias(RATING)
+    if isinstance(dtype, StringType):
+        return F.trim(column(name)).try_cast(DoubleType()).alias(RATING)
+    raise InputError(f"rating column {name!r} has type {dtype.simpleString()}; expected numbers")
+
+
+def _timestamp_column(name: str, dtype: DataType) -> Column:
+    """Timestamp as long seconds: integers as they are, date/times as Unix seconds."""
+    source = column(name)
+    if isinstance(dtype, IntegralType):
+        value = source.cast(LongType())
+    elif isinstance(dtype, FloatType | DoubleType | DecimalType):
+        value = source.try_cast(LongType())
+    elif isinstance(dtype, TimestampType | TimestampNTZType | DateType):
+        value = F.unix_seconds(source.cast(TimestampType()))
+    elif isinstance(dtype, StringType):
+        text = F.trim(source)
+        value = F.coalesce(text.try_cast(LongType()), F.unix_seconds(F.try_to_timestamp(text)))
+    else:
+        raise InputError(
+            f"timestamp column {name!r} has type {dtype.simpleString()}; "
+            "expected integer seconds or a date/time"
+        )
+    return value.alias(TIMESTAMP)
+
+
+def _resolve_columns(df: DataFrame, wanted: list[str], path: str) -> list[str]:
+    """Map requested column names to the source's (case-insensitively, like Spark)."""
+    present = df.columns
+    by_lower: dict[str, list[str]] = {}
+    for name in present:
+        by_lower.setdefault(name.lower(), []).append(name)
+    resolved, missing = [], []
+    for name in wanted:
+        if name in present:
+            resolved.append(name)
+        elif len(by_lower.get(name.lower(), [])) == 1:
+            resolved.append(by_lower[name.lower()][0])
+        else:
+            missing.append(name)
+    if missing:
+        noun = "column" if len(missing) == 1 else "columns"
+        listed = ", ".join(present) if present else "(none)"
+        raise InputError(
+            f"missing {noun} {', '.join(missing)} in {path}; columns present: {listed}"
+        )
+    return resolved
+
+
+def _empty_strings(spark: SparkSession) -> DataFrame:
+    """An empty DataFrame with string columns c0..c3 (for empty headerless files)."""
+    return spark.createDataFrame([], _STRING_FIELDS)
+
+
+def column(name: str) -> Column:
+    """Column by exact name (dots and spaces are not interpreted)."""
+    return F.col("`" + name.replace("`", "``") + "`")

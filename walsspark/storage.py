@@ -1,0 +1,266 @@
+"""Files and directories on any file system Spark can reach, with or without a session.
+
+Driver-local paths (:meth:`walsspark.paths.PathResolver.local_path`) are handled with
+:mod:`os`: cheap enough to check before Spark starts, and written atomically (a staging
+sibling renamed into place). Every other path goes through Spark's DataFrame readers and
+writers only, never the JVM gateway, so the same code runs on Spark Connect:
+
+- listing: the file index of a ``binaryFile`` read (``inputFiles()``: no job, no data
+  read). Like every Spark listing it hides names starting with ``_`` or ``.``, so both
+  backends list *visible* files only, and an output counts as Spark's when every visible
+  file in it is a ``part-*`` file;
+- a small document (model metadata, an evaluation): a one-partition text write, read
+  back with ``spark.read.text(..., wholetext=True)``;
+- replacing a directory: a write in ``overwrite`` mode (Spark deletes the directory
+  first); an output made of several tables is replaced table by table, its completion
+  marker (the table written last) invalidated first.
+
+Outputs therefore have one layout on every file system: directories Spark wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from walsspark.errors import InputError, first_line
+from walsspark.paths import PathResolver, join, uri_path
+
+# A table writer gets the Spark path to write and the save mode to use.
+TableWriter = Callable[[str, str], None]
+# Spark's own output marker, hidden from listings; Spark writes it on every file system.
+_NO_SUCCESS_MARKER = {"mapreduce.fileoutputcommitter.marksuccessfuljobs": "false"}
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith((".", "_"))
+
+
+@dataclass
+class Storage:
+    """Path operations for one command run.
+
+    Attributes
+    ----------
+    resolver : PathResolver
+        Which paths are the driver's own.
+    spark : SparkSession, optional
+        Without a session (before Spark starts) only driver-local paths can be checked;
+        the checks of other paths report "unknown" (None) and run again with a session.
+    """
+
+    resolver: PathResolver
+    spark: object | None = None
+
+    # -- paths --------------------------------------------------------------------------
+
+    def local(self, path: str) -> str | None:
+        return self.resolver.local_path(path)
+
+    def uri(self, path: str, *parts: str) -> str:
+        return self.resolver.spark_path(path, *parts)
+
+    def describe(self, path: str) -> str:
+        return self.resolver.describe(path)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def files(self, path: str) -> list[str] | None:
+        """Visible files under ``path`` (relative names, ``/``-separated, recursive).
+
+        Returns ``None`` when ``path`` does not exist, ``[""]`` when it is a file, and
+        raises :class:`LookupError` when only a Spark session could tell.
+        """
+        local = self.local(path)
+        if local is not None:
+            if os.path.isfile(local):
+                return [""]
+            if not os.path.isdir(local):
+                return None
+            names = []
+            for root, dirs, files in os.walk(local):
+                dirs[:] = sorted(d for d in dirs if _visible(d))
+                relative = os.path.relpath(root, local)
+                names += [
+                    name if relative == "." else f"{relative}/{name}"
+                    for name in sorted(files)
+                    if _visible(name)
+                ]
+            return names
+        if self.spark is None:
+            raise LookupError(path)
+        return self._spark_files(path)
+
+    def _spark_files(self, path: str) -> list[str] | None:
+        reader = self.spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+        try:
+            found = reader.load(path).inputFiles()
+        except Exception as error:  # noqa: BLE001 - classic, Py4J and Connect errors alike
+            cause = first_line(error)
+            if "PATH_NOT_FOUND" in cause or "does not exist" in cause:
+                return None
+            raise InputError(f"cannot list {path}: {cause}") from None
+        root = uri_path(path).rstrip("/")
+        paths = [uri_path(file) for file in found]
+        if len(paths) == 1 and (paths[0] == root or paths[0].endswith("/" + root)):
+            return [""]  # the path is a file
+        marker = root + "/" if root.startswith("/") else "/" + root + "/"
+        names = []
+        for file_path in paths:
+            if root.startswith("/") and file_path.startswith(marker):
+                names.append(file_path[len(marker) :])
+            elif marker in file_path:
+                names.append(file_path.split(marker, 1)[1])
+            else:
+                names.append(file_path.rsplit("/", 1)[-1])
+        return sorted(names)
+
+    def exists(self, path: str) -> bool | None:
+        """Whether ``path`` exists; None when it cannot be told yet (no session)."""
+        try:
+            return self.files(path) is not None
+        except LookupError:
+            return None
+
+    def read_text(self, path: str) -> str:
+        """The text of a file, or of the part files of a directory written by Spark.
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is nothing to read there.
+        """
+        local = self.local(path)
+        if local is not None:
+            if os.path.isdir(local):
+                parts = sorted(n for n in os.listdir(local) if n.startswith("part-"))
+                if not parts:
+                    raise FileNotFoundError(path)
+                texts = []
+                for name in parts:
+                    with open(os.path.join(local, name), encoding="utf-8") as handle:
+                        texts.append(handle.read())
+                return "".join(texts)
+            with open(local, encoding="utf-8") as handle:
+                return handle.read()
+        if self.spark is None:
+            raise LookupError(path)
+        try:
+            rows = self.spark.read.text(path, wholetext=True).collect()
+        except Exception as error:  # noqa: BLE001 - classic, Py4J and Connect errors alike
+            raise FileNotFoundError(f"{path}: {first_line(error)}") from None
+        if not rows:
+            raise FileNotFoundError(path)
+        return "".join(row.value for row in rows)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def text_writer(self, text: str) -> TableWriter:
+        """A writer of ``text`` as one part file (the layout of a small JSON document)."""
+
+        def write(target: str, mode: str) -> None:
+            frame = self.spark.createDataFrame([(text,)], "value string").coalesce(1)
+            frame.write.mode(mode).text(target)
+
+        return write
+
+    def check_output(self, path: str, overwrite: bool, refuse_empty: bool = False) -> None:
+        """Refuse an output path that holds something, unless ``overwrite`` and it is
+        something walsspark (or Spark) wrote. A no-op for paths only Spark can see while
+        there is no session yet."""
+        try:
+            names = self.files(path)
+        except LookupError:
+            return
+        if names == [""]:
+            raise InputError(f"output path is an existing file: {path}")
+        if names is None:
+            local = self.local(path)
+            if local is not None:
+                _check_creatable(local, path)
+            return
+        if (names or refuse_empty) and not overwrite:
+            what = "output path exists" if refuse_empty else "output directory is not empty"
+            raise InputError(f"{what}: {path} (pass --overwrite to replace it)")
+        if names and not self._is_walsspark_output(path, names):
+            # --overwrite deletes the directory: never one that walsspark did not write.
+            raise InputError(
+                f"refusing to overwrite {path}: it is neither a walsspark model nor a "
+                "Spark output directory"
+            )
+
+    def _is_walsspark_output(self, path: str, names: list[str]) -> bool:
+        """Spark part files only (any depth), or a model of the first format version
+        (a tagged ``metadata.json`` file)."""
+        if all(name.rsplit("/", 1)[-1].startswith("part-") for name in names):
+            return True
+        if "metadata.json" not in names:
+            return False
+        try:
+            return '"walsspark-model"' in self.read_text(join(path, "metadata.json"))
+        except (OSError, LookupError, ValueError):
+            return False
+
+    def write_output(
+        self, path: str, overwrite: bool, tables: Sequence[tuple[str, TableWriter]]
+    ) -> None:
+        """Write an output made of ``tables`` ((sub-directory, writer), ``""`` for the
+        output directory itself); the last one written is the output's completion marker.
+
+        Driver-local outputs are written to a staging sibling and renamed into place, so a
+        failure leaves the path as it was. Elsewhere the tables are written in place: an
+        existing output (checked by :meth:`check_output`) first loses its completion
+        marker, or, if it holds anything the new tables will not replace, everything.
+        """
+        self.check_output(path, overwrite)
+        local = self.local(path)
+        if local is not None:
+            self._write_staged(local, tables)
+            return
+        names = self.files(path) or []
+        tops = {name for name, _ in tables}
+        if names and overwrite and "" not in tops:
+            # Files the new tables will not replace (another output's, or a table this
+            # run does not write) go with the whole directory; otherwise only the old
+            # completion marker goes first, so the output is never taken as complete.
+            if any(name.split("/", 1)[0] not in tops for name in names):
+                self._clear(path)
+            else:
+                self._clear(join(path, tables[-1][0]))
+        mode = "overwrite" if overwrite else "errorifexists"
+        for name, writer in tables:
+            writer(join(path, name) if name else path, mode)
+
+    def _clear(self, path: str) -> None:
+        """Replace a directory by an empty one (one empty part file, no ``_SUCCESS``)."""
+        empty = self.spark.createDataFrame([], "value string").coalesce(1)
+        empty.write.mode("overwrite").options(**_NO_SUCCESS_MARKER).text(path)
+
+    def _write_staged(self, target: str, tables: Sequence[tuple[str, TableWriter]]) -> None:
+        staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            for name, writer in tables:
+                writer(self.uri(join(staging, name) if name else staging), "errorifexists")
+            if os.path.lexists(target):
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
+            os.rename(staging, target)
+        finally:
+            if os.path.exists(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_creatable(local: str, shown: str) -> None:
+    """Raise unless the directory ``local`` can be created by this process."""
+    existing = os.path.dirname(local) or "."
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"output directory cannot be created ({existing} is a file): {shown}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"output directory cannot be created (no write permission): {shown}")
