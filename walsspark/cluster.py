@@ -147,10 +147,10 @@ def log_cluster(spark) -> None:
     version = getattr(spark, "version", "?")
     slots = default_parallelism(spark)
     hosts = executor_hosts(spark)
-    if hosts is None:
-        executors = "executors not visible through Spark Connect"
-    elif master.startswith("local"):
+    if master.startswith("local"):
         executors = "the driver runs the tasks"
+    elif hosts is None:
+        executors = "executors not visible through Spark Connect"
     else:
         executors = f"{len(hosts)} executors ({', '.join(sorted(hosts))})"
     log.info("Spark %s (%s), master %s: %s; %d task slots", version, kind, master, executors, slots)

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -198,7 +199,11 @@ def get_or_create_session(
             builder = builder.config(key, value)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with warnings.catch_warnings():
+        # pyspark starts a local Connect server with every setting, then sets them all
+        # again on the client session, warning for each one only a server start can take.
+        warnings.filterwarnings("ignore", message=r"Failed to set .*CANNOT_MODIFY_CONFIG")
+        spark = builder.getOrCreate()
     apply_runtime_settings(spark)
     return spark
 

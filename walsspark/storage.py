@@ -230,7 +230,8 @@ class Storage:
                 self._clear(path)
             else:
                 self._clear(join(path, tables[-1][0]))
-        mode = "overwrite" if overwrite else "errorifexists"
+        # "error" (not "errorifexists", which the Spark Connect client does not know).
+        mode = "overwrite" if overwrite else "error"
         for name, writer in tables:
             writer(join(path, name) if name else path, mode)
 
@@ -243,7 +244,7 @@ class Storage:
         staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
         try:
             for name, writer in tables:
-                writer(self.uri(join(staging, name) if name else staging), "errorifexists")
+                writer(self.uri(join(staging, name) if name else staging), "error")
             if os.path.lexists(target):
                 if os.path.isdir(target) and not os.path.islink(target):
                     shutil.rmtree(target)
