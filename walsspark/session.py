@@ -133,10 +133,10 @@ class SparkSetup:
 
     def start(self) -> tuple[object, Storage]:
         """Start (or join) the session; log what Spark runs on; path handling with it."""
-        from walsspark.cluster import log_cluster
+        from walsspark.cluster import log_cluster, match_shuffle_partitions
 
         spark = get_or_create_session(self.master, self.app_name, self.remote, self.settings)
-        log_cluster(spark)
+        match_shuffle_partitions(spark, log_cluster(spark), self.all_settings())
         return spark, Storage(resolver_for_session(spark, self.all_settings(), self.remote), spark)
 
 

@@ -1,0 +1,127 @@
+"""A real multi-worker cluster: ./spark-submit.sh against a Spark standalone master with two
+workers on 127.0.0.1, the executors running Python from the shipped environment archive.
+
+Training (with a reliable checkpoint directory) and recommending there give the factors
+of a local[2] run (float32 tolerance) and the same recommendation lists. The wall times of
+the two submissions are printed (run pytest with -s to see them; README.md quotes them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from standalone import standalone_cluster
+
+from walsspark.cli import main
+from walsspark.synthetic import synthetic_ratings, write_ratings_parquet
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_ARGS = [
+    "--rank", "4", "--sweeps", "4", "--num-user-blocks", "2", "--num-item-blocks", "2",
+    "--holdout-fraction", "0.1", "--seed", "3", "--checkpoint-interval", "2",
+    "--unobserved-weight", "0.1", "--regularization", "0.1",
+]  # fmt: skip
+
+
+def submit(*args: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess, float]:
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    for name in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONF_DIR", "SPARK_HOME"):
+        env.pop(name, None)
+    start = time.perf_counter()
+    completed = subprocess.run(
+        [str(ROOT / "spark-submit.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    return completed, time.perf_counter() - start
+
+
+def factors(path: Path) -> dict:
+    return {row["id"]: row["features"] for row in pq.read_table(str(path)).to_pylist()}
+
+
+def lists(path: Path) -> dict:
+    return {
+        row["id"]: [x["id"] for x in row["recommendations"]]
+        for row in pq.read_table(str(path)).to_pylist()
+    }
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cluster-data") / "ratings.parquet"
+    table = synthetic_ratings(num_users=400, num_items=200, mean_ratings_per_user=15, seed=8)
+    write_ratings_parquet(table, str(path))
+    return path
+
+
+def test_train_and_recommend_on_a_standalone_cluster(spark, ratings, tmp_path):
+    # The reference: the same training in the local[2] test session.
+    local_model = tmp_path / "local-model"
+    train = ["train", "--input", str(ratings), *TRAIN_ARGS]
+    assert main([*train, "--output", str(local_model)]) == 0
+    local_recs = tmp_path / "local-recs"
+    assert main(["recommend", "--model", str(local_model), "--k", "5",
+                 "--output", str(local_recs)]) == 0  # fmt: skip
+
+    with standalone_cluster(tmp_path / "cluster", workers=2, cores=1) as cluster:
+        model, recs, checkpoints = tmp_path / "model", tmp_path / "recs", tmp_path / "ckpt"
+        options = [
+            "--master", cluster.master_url, "--pack-env",
+            "--conf", "spark.cores.max=2", "--conf", "spark.executor.memory=1g",
+            "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
+        ]  # fmt: skip
+        trained, train_seconds = submit(
+            *options, *train, "--output", str(model),
+            "--conf", f"spark.checkpoint.dir=file://{checkpoints}",
+        )  # fmt: skip
+        assert trained.returncode == 0, trained.stderr[-5000:]
+        recommended, recommend_seconds = submit(
+            *options, "recommend", "--model", str(model), "--k", "5", "--output", str(recs)
+        )
+        assert recommended.returncode == 0, recommended.stderr[-5000:]
+        print(
+            f"\nstandalone cluster (2 workers x 1 core), wall time of ./spark-submit.sh: "
+            f"train {train_seconds:.1f} s, recommend {recommend_seconds:.1f} s"
+        )
+
+        # spark-submit sends the Python driver's stderr (the log lines) to its stdout.
+        log = trained.stdout + trained.stderr
+        assert re.search(r"master spark://127\.0\.0\.1:\d+: 2 executors", log), log[-3000:]
+        # The executors ran Python from the shipped archive, unpacked in the workers' work
+        # directories: not the driver's virtual environment.
+        (pythons,) = re.findall(r"executors run (.*)", log)
+        work_dirs = [str(work_dir) for work_dir in cluster.work_dirs]
+        shown = re.findall(r"(/\S+/bin/python)", pythons)
+        assert shown and all("/environment/bin/python" in p for p in shown), pythons
+        assert all(any(p.startswith(w) for w in work_dirs) for p in shown), (pythons, work_dirs)
+        assert sys.prefix not in pythons
+        assert "2 user blocks and 2 item blocks" in log
+        # A reliable checkpoint was written to the checkpoint directory (sweeps 2 and 4).
+        assert any(files for _, _, files in os.walk(checkpoints))
+
+    local_users, cluster_users = (
+        factors(local_model / "user_factors"),
+        factors(model / "user_factors"),
+    )
+    assert cluster_users.keys() == local_users.keys()
+    for key, value in local_users.items():
+        np.testing.assert_allclose(cluster_users[key], value, rtol=1e-4, atol=1e-5)
+    local_items, cluster_items = (
+        factors(local_model / "item_factors"),
+        factors(model / "item_factors"),
+    )
+    for key, value in local_items.items():
+        np.testing.assert_allclose(cluster_items[key], value, rtol=1e-4, atol=1e-5)
+    assert lists(recs) == lists(local_recs)
