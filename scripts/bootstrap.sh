@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[spark]"
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[test]"
+    extras="[spark,test]"
 fi
 
 java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"

@@ -167,7 +167,13 @@ def get_or_create_session(
     SparkSession
         A classic or a Spark Connect session.
     """
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise InputError(
+            "pyspark is not installed: pip install 'walsspark[spark]', or run walsspark "
+            "where Spark provides it (spark-submit, Databricks)"
+        ) from None
 
     settings = dict(settings or {})
     remote = remote or os.environ.get("SPARK_REMOTE") or None
