@@ -12,7 +12,9 @@
 # subcommand goes there too, so that settings only a starting application can take (memory,
 # the checkpoint directory) take effect. The master is local[*] unless --master,
 # WALSSPARK_MASTER or SPARK_MASTER says otherwise. conf/spark-defaults.conf is loaded, and
-# the cluster's own spark-defaults.conf after it.
+# the cluster's own spark-defaults.conf after it. Your own --py-files and --archives are
+# shipped beside walsspark's; your spark.pyspark.python or driver Java options replace the
+# script's.
 #
 # The library goes to the executors as a zip (--py-files). Their Python needs numpy and
 # pyarrow: where the cluster image lacks them, --pack-env packs an environment with them
@@ -32,20 +34,42 @@ master="${WALSSPARK_MASTER:-${SPARK_MASTER:-local[*]}}"
 deploy_mode=client
 archive=""
 pack=0
+user_py_files=""
+user_archives=""
+user_java_options=""
 submit_args=()
+
+# One spark-submit option and its value (the script merges the ones it sets itself).
+take_option() {
+    case "$1" in
+        --master) master="$2" ;;
+        --env-archive) archive="$2" ;;
+        --deploy-mode) deploy_mode="$2"; submit_args+=("$1" "$2") ;;
+        --py-files) user_py_files="$2" ;;
+        --archives) user_archives="$2" ;;
+        --driver-java-options) user_java_options="$2" ;;
+        --conf) take_conf "$2" ;;
+        *) submit_args+=("$1" "$2") ;;
+    esac
+}
+user_python_conf=0
+take_conf() {
+    case "$1" in
+        spark.pyspark.python=* | spark.pyspark.driver.python=*) user_python_conf=1 ;;
+        spark.driver.extraJavaOptions=*) user_java_options="${1#*=}"; return ;;
+    esac
+    submit_args+=(--conf "$1")
+}
+
 while [[ $# -gt 0 && "$1" == --* ]]; do
     case "$1" in
         --pack-env) pack=1; shift ;;
         --verbose | --supervise) submit_args+=("$1"); shift ;;
         --help | -h) usage ;;
+        --*=*) take_option "${1%%=*}" "${1#*=}"; shift ;;
         *)
             [[ $# -ge 2 ]] || usage
-            case "$1" in
-                --master) master="$2" ;;
-                --env-archive) archive="$2" ;;
-                --deploy-mode) deploy_mode="$2"; submit_args+=("$1" "$2") ;;
-                *) submit_args+=("$1" "$2") ;;
-            esac
+            take_option "$1" "$2"
             shift 2
             ;;
     esac
@@ -56,10 +80,10 @@ done
 job_args=()
 while [[ $# -gt 0 ]]; do
     if [[ "$1" == "--conf" && $# -ge 2 ]]; then
-        submit_args+=(--conf "$2")
+        take_conf "$2"
         shift 2
     elif [[ "$1" == --conf=* ]]; then
-        submit_args+=(--conf "${1#--conf=}")
+        take_conf "${1#--conf=}"
         shift
     else
         job_args+=("$1")
@@ -77,8 +101,12 @@ spark_home="${SPARK_HOME:-$("$python" -c 'import os, pyspark; print(os.path.dirn
 build="$here/build"
 mkdir -p "$build"
 zip="$build/walsspark.zip"
-rm -f "$zip"
-(cd "$here" && "$python" -m zipfile -c "$zip" walsspark >/dev/null)
+# Built aside and moved into place: a submission running beside this one never reads a
+# half-written zip.
+partial="$(mktemp "$build/walsspark.zip.XXXXXX")"
+rm -f "$partial"
+(cd "$here" && "$python" -m zipfile -c "$partial" walsspark >/dev/null)
+mv -f "$partial" "$zip"
 
 if [[ "$pack" == 1 && -z "$archive" ]]; then
     archive="$build/walsspark-env.tar.gz"
@@ -94,15 +122,21 @@ if [[ -n "$archive" ]]; then
         echo "walsspark: error: environment archive not found: $archive" >&2
         exit 2
     fi
-    submit_args+=(--archives "$archive#environment" --conf spark.pyspark.python=./environment/bin/python)
-    if [[ "$deploy_mode" == cluster ]]; then
-        # The driver runs in the cluster too (YARN, Kubernetes): from the archive as well.
-        submit_args+=(--conf spark.pyspark.driver.python=./environment/bin/python)
-    else
-        submit_args+=(--conf "spark.pyspark.driver.python=$python")
+    user_archives="${user_archives:+$user_archives,}$archive#environment"
+    if [[ "$user_python_conf" == 0 ]]; then
+        submit_args+=(--conf spark.pyspark.python=./environment/bin/python)
+        if [[ "$deploy_mode" == cluster ]]; then
+            # The driver runs in the cluster too (YARN, Kubernetes): from the archive as well.
+            submit_args+=(--conf spark.pyspark.driver.python=./environment/bin/python)
+        else
+            submit_args+=(--conf "spark.pyspark.driver.python=$python")
+        fi
     fi
-else
+elif [[ "$user_python_conf" == 0 ]]; then
     submit_args+=(--conf "spark.pyspark.python=$python")
+fi
+if [[ -n "$user_archives" ]]; then
+    submit_args+=(--archives "$user_archives")
 fi
 if [[ "$master" == local* || "$master" == spark://127.0.0.1:* || "$master" == spark://localhost:* ]]; then
     # Everything runs on this machine: bind to loopback (no "hostname resolves to a
@@ -118,6 +152,6 @@ exec "$spark_home/bin/spark-submit" \
     --load-spark-defaults \
     ${extra_args[@]+"${extra_args[@]}"} \
     "${submit_args[@]}" \
-    --driver-java-options "-Dlog4j2.configurationFile=file:$here/walsspark/log4j2.properties" \
-    --py-files "$zip" \
+    --driver-java-options "${user_java_options:--Dlog4j2.configurationFile=file:$here/walsspark/log4j2.properties}" \
+    --py-files "$zip${user_py_files:+,$user_py_files}" \
     "$here/jobs/walsspark_job.py" "${job_args[@]}"

@@ -2,9 +2,10 @@
 
     spark-submit --py-files walsspark.zip jobs/walsspark_job.py train --input ... --output ...
 
-On Databricks, install the walsspark wheel on the cluster (or the job's environment) and
-give this file as the task's Python script with the same arguments. The job uses the
-session Spark (or Databricks) already started; it never sets the master itself.
+``./spark-submit.sh`` runs this file. On Databricks the bundle (``databricks.yml``) runs the
+wheel's ``walsspark`` entry point instead (a python_wheel_task), which is the same
+function; a spark_python_task may give this file with the same arguments. The job uses
+the session Spark (or Databricks) already started; it never sets the master itself.
 """
 
 import sys

@@ -9,7 +9,8 @@
 #
 # ./spark-submit.sh --pack-env runs this and passes those options. The archive holds a
 # virtual environment made by venv-pack: its bin/python links to the interpreter this
-# environment was made from (PYTHON, default the driver's base Python), which must exist
+# environment was made from (WALSSPARK_ENV_PYTHON, default the driver's base Python; same
+# minor version as the driver's, or cloudpickled functions will not load), which must exist
 # at the same path on the executors; on machines without it, pack a conda environment
 # with conda-pack instead (it carries the interpreter). walsspark itself is not in the
 # archive: spark-submit ships it with --py-files. Reruns reuse an archive whose recorded
@@ -22,7 +23,7 @@ if [[ ! -x "$driver_python" ]]; then
     echo "walsspark: error: no Python with walsspark at $driver_python: run ./scripts/bootstrap.sh" >&2
     exit 2
 fi
-base_python="${PYTHON:-$("$driver_python" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')}"
+base_python="${WALSSPARK_ENV_PYTHON:-$("$driver_python" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')}"
 requirements=$("$driver_python" -c 'import numpy, pyarrow; print(f"numpy=={numpy.__version__} pyarrow=={pyarrow.__version__}")')
 stamp="$out.requirements"
 if [[ -f "$out" && -f "$stamp" && "$(cat "$stamp")" == "$requirements $base_python" ]]; then

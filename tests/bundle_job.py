@@ -34,11 +34,14 @@ def main() -> None:
             if ep.value.split(".")[0] == task["package_name"]
         ]
         sys.argv = [task["package_name"], *task["parameters"]]
+        # As Databricks: what the entry point returns is ignored; it fails by raising (an
+        # exit with a non-zero status included).
         try:
-            status = entry_point.load()()
+            entry_point.load()()
+            status = 0
         except SystemExit as stop:
-            status = stop.code
-        statuses.append(status or 0)
+            status = stop.code or 0
+        statuses.append(status)
         if status:
             break
     print("RESULT " + json.dumps({"statuses": statuses}))

@@ -328,7 +328,7 @@ CASES = [
     Case(
         "overwrite a directory walsspark did not write",
         _overwrite_foreign_directory,
-        ("refusing to overwrite", "neither a walsspark model"),
+        ("refusing to overwrite", "not an output walsspark wrote"),
     ),
     Case("output is a file", _output_is_file, ("existing file",)),
     Case("output under a file", _output_under_file, ("cannot be created", "blocker", "is a file")),

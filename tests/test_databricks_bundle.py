@@ -45,10 +45,13 @@ def ordered_tasks(job: dict) -> list[dict]:
     done: list[str] = []
     tasks = {task["task_key"]: task for task in job["tasks"]}
     while len(done) < len(tasks):
-        for key, task in tasks.items():
-            needs = [d["task_key"] for d in task.get("depends_on", [])]
-            if key not in done and all(n in done for n in needs):
-                done.append(key)
+        ready = [
+            key
+            for key, task in tasks.items()
+            if key not in done and all(d["task_key"] in done for d in task.get("depends_on", []))
+        ]
+        assert ready, f"tasks that can never run (a cycle or an unknown dependency): {tasks}"
+        done += ready
     return [tasks[key] for key in done]
 
 
@@ -56,6 +59,7 @@ def test_bundle_declares_the_wheel_and_both_kinds_of_compute():
     bundle = load_bundle()
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     (artifact,) = bundle["artifacts"].values()
+    assert scripts["walsspark"] == "walsspark.cli:run"  # exits non-zero on failure
     assert artifact["type"] == "whl" and "dist" in artifact["build"]
     jobs = bundle["resources"]["jobs"]
     cluster, serverless = jobs["walsspark_job_cluster"], jobs["walsspark_serverless"]
@@ -68,6 +72,9 @@ def test_bundle_declares_the_wheel_and_both_kinds_of_compute():
             commands.append(wheel_task["parameters"][0])
             assert all(isinstance(p, str) for p in wheel_task["parameters"])
         assert commands == ["train", "recommend"]
+    # Spark 4 (walsspark's pyspark APIs): Databricks Runtime 17 or newer.
+    for cluster_spec in cluster["job_clusters"]:
+        assert int(cluster_spec["new_cluster"]["spark_version"].split(".")[0]) >= 17
     for task in cluster["tasks"]:
         assert task["job_cluster_key"] == cluster["job_clusters"][0]["job_cluster_key"]
         assert task["libraries"] == [{"whl": "./dist/*.whl"}]

@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 from cli_assertions import assert_one_error_line
 
-from walsspark.cli import build_parser, main, spark_setup
+from walsspark.cli import build_parser, main, run, spark_setup
 from walsspark.errors import InputError
-from walsspark.paths import PathResolver, default_fs_from, join, resolver_from_settings, scheme
+from walsspark.paths import (
+    PathResolver,
+    default_fs_from,
+    join,
+    resolver_from_settings,
+    scheme,
+    split_uri,
+    uri_path,
+)
 from walsspark.session import local_cores, new_session_defaults, parse_conf, spark_defaults
-from walsspark.storage import Storage
+from walsspark.storage import Storage, relative_names
 
 LOCAL = PathResolver()
 HDFS = PathResolver(default_fs="hdfs://nn:8020")
@@ -197,3 +205,122 @@ def test_errors_that_need_no_spark_come_before_spark_starts(tmp_path):
     # A valid command does reach Spark's start, and stops at the missing Java.
     completed = run_without_java(tmp_path, "train", "--input", "r.csv", "--output", "m2")
     assert completed.returncode == 2 and "Java" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("root", "files", "expected"),
+    [
+        ("/data/m", ["/data/m/metadata/part-0", "/data/m/user_factors/part-1"],
+         ["metadata/part-0", "user_factors/part-1"]),
+        ("/data/m", ["/data/m"], [""]),  # the path is a file
+        ("/data/m/", ["/data/m/part-0"], ["part-0"]),
+        # Relative paths are qualified against the file system's working directory.
+        ("m", ["/user/me/m/part-0", "/user/me/m/t/part-1"], ["part-0", "t/part-1"]),
+        ("./m", ["/user/me/m/part-0"], ["part-0"]),
+        ("a//b", ["/user/me/a/b/part-0"], ["part-0"]),
+        ("model", ["/user/model/model/metadata/part-0", "/user/model/model/items/part-1"],
+         ["items/part-1", "metadata/part-0"]),
+        ("", ["/a/part-0", "/b/c"], ["a/part-0", "b/c"]),  # a bucket's root
+        ("/", ["/a/part-0"], ["a/part-0"]),
+        ("/d", ["/d/a#1.csv", "/d/b?.csv"], ["a#1.csv", "b?.csv"]),
+    ],
+)  # fmt: skip
+def test_relative_names_of_a_spark_listing(root, files, expected):
+    assert relative_names(root, files) == expected
+
+
+def test_uris_keep_hadoop_characters():
+    assert split_uri("hdfs://nn:8020/a/b") == ("hdfs://nn:8020", "/a/b")
+    assert split_uri("s3a://bucket") == ("s3a://bucket", "")
+    assert split_uri("dbfs:/a") == ("dbfs:", "/a")
+    assert uri_path("hdfs://nn/d/a#1.csv") == "/d/a#1.csv"
+    assert LOCAL.local_path("file:///tmp/a#b") == "/tmp/a#b"
+    assert LOCAL.local_path("file:rel/x") is None  # Hadoop takes no relative file: URI
+
+
+def test_under_spark_submit_the_default_file_system_waits_for_the_session():
+    # spark-submit's --conf and properties file are the JVM's: a scheme-less path is for
+    # Spark to judge, not a local one to check before the session is asked.
+    resolver = resolver_from_settings({}, None, {"PYSPARK_GATEWAY_PORT": "1234"})
+    assert resolver.local_path("/data/ratings") is None
+    assert resolver.local_path("file:///data/ratings") == "/data/ratings"
+
+
+def test_hidden_entries_are_never_overwritten(tmp_path, capsys):
+    (tmp_path / "r.csv").write_text("user_id,item_id,rating\n1,2,3\n")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    args = ["train", "--input", str(tmp_path / "r.csv"), "--output", str(repo)]
+    assert_one_error_line(main(args), capsys.readouterr(), ("not empty", "repo"))
+    status = main([*args, "--overwrite"])
+    assert_one_error_line(status, capsys.readouterr(), ("refusing to overwrite", ".git"))
+    assert (repo / ".git").is_dir()
+
+
+def test_overwrite_takes_only_what_walsspark_writes(tmp_path, capsys):
+    # A directory of Spark tables that are not walsspark's outputs (here: the user's own
+    # ratings table inside the directory named as output) is refused.
+    data = tmp_path / "data"
+    (data / "ratings").mkdir(parents=True)
+    (data / "ratings" / "part-00000.parquet").write_text("x")
+    args = ["split", "--input", str(tmp_path / "r.csv"), "--output", str(data), "--overwrite"]
+    (tmp_path / "r.csv").write_text("user_id,item_id,rating\n1,2,3\n")
+    assert_one_error_line(main(args), capsys.readouterr(), ("refusing to overwrite",))
+    assert (data / "ratings" / "part-00000.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["train", "--input", "d", "--output", "d/model"], ("overlaps the input", "d")),
+        (["train", "--input", "r.csv", "--output", "m", "--recommend-k", "2",
+          "--recommendations", "m/recs"], ("overlaps the model", "m")),
+        (["split", "--input", "d", "--output", "d"], ("overlaps the input",)),
+        (["project", "--model", "m0", "--input", "r.csv", "--output", "m0/p"],
+         ("overlaps the model directory",)),
+        (["evaluate", "--model", "m0", "--test", "r.csv", "--output", "m0"],
+         ("overlaps the model directory",)),
+        (["recommend", "--model", "m0", "--ids", "ids.txt", "--output", "ids.txt/x"],
+         ("overlaps the ids file",)),
+    ],
+)  # fmt: skip
+def test_outputs_never_overlap_what_the_run_reads(tmp_path, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "r.csv").write_text("user_id,item_id,rating\n1,2,3\n")
+    (tmp_path / "r.csv").write_text("user_id,item_id,rating\n1,2,3\n")
+    (tmp_path / "ids.txt").write_text("1\n")
+    write_metadata_only(tmp_path / "m0")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    assert_one_error_line(main(argv), capsys.readouterr(), words)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def write_metadata_only(model: Path) -> None:
+    """A model directory complete enough for the checks before Spark starts."""
+    for name in ("metadata", "user_factors", "item_factors"):
+        (model / name).mkdir(parents=True)
+        (model / name / "part-00000").write_text(
+            '{"format": "walsspark-model", "format_version": 2}' if name == "metadata" else ""
+        )
+
+
+def test_a_file_output_is_staged_on_the_local_disk_whatever_the_default(spark, tmp_path):
+    # With another default file system, a file: output is still written (and staged) on
+    # the driver's disk: the staging directory must not go to the default file system.
+    storage = Storage(PathResolver(default_fs="viewfs://wals/"), spark)
+    out = tmp_path / "out"
+
+    def write(target: str, mode: str) -> None:
+        spark.createDataFrame([("x",)], "value string").write.mode(mode).text(target)
+
+    storage.write_output(f"file://{out}", False, [("", write)])
+    assert [p.name for p in out.glob("part-*")] and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_console_script_fails_by_exiting(monkeypatch):
+    # Databricks calls the entry point itself and ignores its return value.
+    monkeypatch.setattr(sys, "argv", ["walsspark", "recommend", "--model", "/nowhere/m"])
+    with pytest.raises(SystemExit) as stop:
+        run()
+    assert stop.value.code == 2

@@ -391,5 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The ``walsspark`` console script: :func:`main` on ``sys.argv``, exiting non-zero on
+    failure. Databricks' python_wheel_task calls this function itself and ignores what it
+    returns, so a failure must be an exit, not a return value."""
+    status = main()
+    if status:
+        sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -62,17 +62,13 @@ def default_parallelism(spark) -> int:
     return max(1, int(match.group(1))) if match else 2
 
 
-def executor_hosts(spark) -> list[str] | None:
-    """``host:port`` of every executor (classic Spark), None where the JVM is out of reach
-    (Spark Connect). In local mode the driver is the only executor."""
+def executor_count(spark) -> int | None:
+    """How many executors the application has (classic Spark on a cluster master), None
+    where the JVM is out of reach (Spark Connect)."""
     try:
-        infos = spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos()
-        hosts = [f"{info.host()}:{info.port()}" for info in infos]
+        return int(spark.sparkContext._jsc.sc().getExecutorIds().size())  # a Scala Seq
     except Exception:  # noqa: BLE001 - Spark Connect, or JVM access forbidden
         return None
-    master = conf_value(spark, "spark.master") or ""
-    # The driver is listed too; it runs tasks only in local mode.
-    return hosts if master.startswith("local") else hosts[1:]
 
 
 def _probe(batches):
@@ -152,6 +148,11 @@ def match_shuffle_partitions(spark, slots: int, user_settings) -> None:
         return
     if conf_value(spark, SHUFFLE_PARTITIONS) not in (None, SPARK_DEFAULT_SHUFFLE_PARTITIONS):
         return
+    try:  # set to 200 through spark-submit? (classic Spark only: its start-up settings)
+        if spark.sparkContext.getConf().contains(SHUFFLE_PARTITIONS):
+            return
+    except Exception:  # noqa: BLE001 - Spark Connect: no SparkContext
+        pass
     try:
         spark.conf.set(SHUFFLE_PARTITIONS, str(max(2, slots)))
     except Exception:  # noqa: BLE001 - a managed runtime may keep its own setting
@@ -171,17 +172,24 @@ def log_cluster(spark) -> int:
     master = conf_value(spark, "spark.master") or "unknown master"
     kind = "Spark Connect" if is_connect(spark) else "classic Spark"
     version = getattr(spark, "version", "?")
+    pythons = None
+    if master.startswith(("spark://", "yarn", "k8s://", "mesos://")):
+        # First, so that executors are running (and counted) when the task slots are read:
+        # a standalone master starts its executors after the application registers.
+        pythons = executor_pythons(spark, max(2, default_parallelism(spark)))
     slots = default_parallelism(spark)
-    hosts = executor_hosts(spark)
+    # (Asking a local master for its executors only earns a warning from Spark.)
+    count = None if master.startswith("local") else executor_count(spark)
+    hosts = sorted({python.host for python in pythons or []})
     if master.startswith("local"):
         executors = "the driver runs the tasks"
-    elif hosts is None:
-        executors = "executors not visible through Spark Connect"
+    elif count is None:
+        where = " through Spark Connect" if is_connect(spark) else ""
+        executors = f"executors not visible{where}"
     else:
-        executors = f"{len(hosts)} executors ({', '.join(sorted(hosts))})"
+        executors = f"{count} executors" + (f" on {', '.join(hosts)}" if hosts else "")
     log.info("Spark %s (%s), master %s: %s; %d task slots", version, kind, master, executors, slots)
-    if master.startswith(("spark://", "yarn", "k8s://", "mesos://")):
-        pythons = executor_pythons(spark, slots)
+    if pythons is not None:
         shown = sorted({f"{p.executable} (Python {p.version})" for p in pythons})
         log.info("executors run %s", ", ".join(shown))
     return slots

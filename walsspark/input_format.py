@@ -103,8 +103,8 @@ def csv_header(storage: Storage, path: str) -> list[str]:
             raise InputError(f"cannot read {path}: {error.strerror or error}") from None
         return [part.strip().strip('"') for part in header.strip().split(",")] if header else []
     # Header only: without inferSchema this reads one line, not the data.
-    spark = storage.spark
-    return guarded_read(path, "csv", lambda: spark.read.csv(path, header=True).columns)
+    spark, location = storage.spark, storage.uri(path)
+    return guarded_read(path, "csv", lambda: spark.read.csv(location, header=True).columns)
 
 
 def movielens_header(storage: Storage, path: str) -> list[str] | None:

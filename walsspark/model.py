@@ -75,7 +75,10 @@ def read_metadata(storage: Storage, path: str) -> dict:
         raise InputError(f"cannot read the metadata of {path}: {error}") from None
     if not isinstance(metadata, dict) or metadata.get("format") != "walsspark-model":
         raise InputError(f"not a walsspark model (its metadata lacks the format tag): {path}")
-    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+    version = metadata.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InputError(f"not a walsspark model (format version {version!r}): {path}")
+    if version > FORMAT_VERSION:
         raise InputError(
             f"model format version {metadata.get('format_version')} is newer than this "
             f"walsspark reads ({FORMAT_VERSION}): {path}"

@@ -23,11 +23,11 @@ once a classic session runs, the session's own Hadoop configuration.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 LOCAL_FS = "file:///"
 DEFAULT_FS_KEY = "spark.hadoop.fs.defaultFS"
@@ -49,9 +49,32 @@ def join(path: str, *parts: str) -> str:
     return "/".join(pieces) if len(pieces) > 1 else path
 
 
+def split_uri(path: str) -> tuple[str, str]:
+    """``(scheme://authority, path)`` of a Hadoop path: ``hdfs://nn/a`` -> ``("hdfs://nn",
+    "/a")``, ``dbfs:/a`` -> ``("dbfs:", "/a")``, ``/a`` -> ``("", "/a")``. Unlike a URL
+    parser it keeps ``#`` and ``?``, which are ordinary characters in Hadoop paths."""
+    kind = scheme(path)
+    if kind is None:
+        return "", path
+    rest = path[len(kind) + 1 :]
+    if rest.startswith("//"):
+        slash = rest.find("/", 2)
+        authority = rest if slash < 0 else rest[:slash]
+        return f"{kind}:{authority}", "" if slash < 0 else rest[slash:]
+    return f"{kind}:", rest
+
+
 def uri_path(path: str) -> str:
     """The path component of a URI (``hdfs://nn/a/b`` -> ``/a/b``), or the plain path."""
-    return urlparse(path).path if scheme(path) else path
+    return split_uri(path)[1]
+
+
+def normalized(path: str) -> str:
+    """A path component as Hadoop qualifies it: ``./a//b/`` -> ``a/b``, ``""`` -> ``""``."""
+    if not path:
+        return ""
+    clean = posixpath.normpath(path)
+    return "" if clean == "." else clean
 
 
 @dataclass(frozen=True)
@@ -60,14 +83,15 @@ class PathResolver:
 
     Attributes
     ----------
-    default_fs : str
-        Hadoop's ``fs.defaultFS``: where scheme-less paths go.
+    default_fs : str, optional
+        Hadoop's ``fs.defaultFS``: where scheme-less paths go; None while it is unknown
+        (under spark-submit, before the session is asked), so that only Spark judges them.
     driver_is_here : bool
         The Spark driver shares this process's disk and working directory (classic Spark,
         or a Connect server this process started, ``SPARK_REMOTE=local[...]``).
     """
 
-    default_fs: str = LOCAL_FS
+    default_fs: str | None = LOCAL_FS
     driver_is_here: bool = True
 
     def local_path(self, path: str) -> str | None:
@@ -77,16 +101,15 @@ class PathResolver:
             return None
         kind = scheme(path)
         if kind == "file":
-            parsed = urlparse(path)
-            if parsed.netloc not in ("", "localhost"):
-                return None
-            return os.path.abspath(parsed.path or "/")
-        if kind is not None or scheme(self.default_fs) != "file":
+            authority, rest = split_uri(path)
+            if authority not in ("file:", "file://", "file://localhost") or not rest.startswith(
+                "/"
+            ):
+                return None  # another host, or a relative file: URI Hadoop would not take
+            return os.path.abspath(rest)
+        if kind is not None or self.default_fs is None or scheme(self.default_fs) != "file":
             return None
         return os.path.abspath(path)
-
-    def is_local(self, path: str) -> bool:
-        return self.local_path(path) is not None
 
     def spark_path(self, path: str, *parts: str) -> str:
         """The path to hand to Spark: driver-local paths as absolute ``file://`` URIs (so the
@@ -102,7 +125,7 @@ class PathResolver:
         local = self.local_path(path)
         if local is not None:
             return local
-        if scheme(path) is None and path.startswith("/"):
+        if scheme(path) is None and path.startswith("/") and self.default_fs:
             return self.default_fs.rstrip("/") + path
         return path
 
@@ -120,6 +143,10 @@ def resolver_from_settings(
 ) -> PathResolver:
     """The resolver before Spark starts, from the settings Spark will start with.
 
+    Under spark-submit (or on Databricks) the JVM already runs with settings this process
+    cannot see (spark-submit's ``--conf`` and properties file), so the default file system
+    stays unknown until the session is asked: scheme-less paths are then judged by Spark.
+
     Parameters
     ----------
     settings : mapping
@@ -130,7 +157,11 @@ def resolver_from_settings(
         Environment (default ``os.environ``).
     """
     env = os.environ if env is None else env
-    return PathResolver(default_fs_from(settings, env), driver_is_here=_remote_is_here(remote))
+    if remote is None and ("PYSPARK_GATEWAY_PORT" in env or "DATABRICKS_RUNTIME_VERSION" in env):
+        return PathResolver(None)
+    return PathResolver(
+        default_fs_from(settings, env), driver_is_here=connect_server_is_here(remote)
+    )
 
 
 def default_fs_from(settings: Mapping[str, str], env: Mapping[str, str] | None = None) -> str:
@@ -164,9 +195,9 @@ def _core_site_default_fs(path: str) -> str | None:
     return values.get("fs.defaultFS") or values.get("fs.default.name")
 
 
-def _remote_is_here(remote: str | None) -> bool:
+def connect_server_is_here(remote: str | None) -> bool:
     """A Connect server shares our disk and working directory only when we start it
-    (``local[...]``); a server at ``sc://...`` may run anywhere."""
+    (``local[...]``); a server at ``sc://...`` may run anywhere. No URL: classic Spark."""
     if remote is None:
         return True
     return remote == "local" or remote.startswith("local[")

@@ -127,13 +127,13 @@ def read_ratings(
 
     if fmt_name in ("parquet", "csv"):
         names = (user_col, item_col, rating_col, timestamp_col)
-        return _read_named(spark, path, fmt_name, *names, extra_cols=extra_cols)
+        return _read_named(storage, path, fmt_name, *names, extra_cols=extra_cols)
     if extra_cols:
         raise InputError(
             f"weight columns ({', '.join(extra_cols)}) need a parquet or csv input, not {fmt_name}"
         )
     if fmt_name == "tsv":
-        return _read_tsv(spark, path)
+        return _read_tsv(storage, path)
     return _read_movielens(storage, source)
 
 
@@ -143,7 +143,7 @@ def weight_alias(name: str) -> str:
 
 
 def _read_named(
-    spark: SparkSession,
+    storage: Storage,
     path: str,
     fmt: str,
     user_col: str,
@@ -153,12 +153,13 @@ def _read_named(
     extra_cols: tuple[str, ...] = (),
 ) -> DataFrame:
     """Read parquet or headed CSV and map the named columns to the internal layout."""
+    spark, location = storage.spark, storage.uri(path)
 
     def load() -> DataFrame:
         if fmt == "parquet":
-            df = spark.read.parquet(path)
+            df = spark.read.parquet(location)
         else:
-            df = spark.read.csv(path, header=True, inferSchema=True)
+            df = spark.read.csv(location, header=True, inferSchema=True)
         df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
         return df
 
@@ -179,11 +180,12 @@ def _read_named(
     return _to_internal(df, sources, extras)
 
 
-def _read_tsv(spark: SparkSession, path: str) -> DataFrame:
+def _read_tsv(storage: Storage, path: str) -> DataFrame:
     """Read headerless tab-separated user, item, rating[, timestamp] (types inferred)."""
+    spark, location = storage.spark, storage.uri(path)
 
     def load() -> DataFrame:
-        df = spark.read.csv(path, sep="\t", header=False, inferSchema=True)
+        df = spark.read.csv(location, sep="\t", header=False, inferSchema=True)
         df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
         return df
 
@@ -202,25 +204,25 @@ def _read_tsv(spark: SparkSession, path: str) -> DataFrame:
 
 def _read_movielens(storage: Storage, path: str) -> DataFrame:
     """Read one MovieLens ratings file (``u.data``, ``ratings.dat`` or ``ratings.csv``)."""
-    spark = storage.spark
+    spark, location = storage.spark, storage.uri(path)
     kind = movielens_kind(path)
 
     def load() -> DataFrame:
         if kind == "dat":
             # "::" is a two-character separator, which the CSV reader of older Spark
             # versions rejects: read lines as text and split them instead.
-            lines = spark.read.text(path)
+            lines = spark.read.text(location)
             lines = lines.filter(F.trim(F.col("value")) != "")
             fields = F.split(F.col("value"), "::")
             df = lines.select(*[F.trim(F.get(fields, i)).alias(f"c{i}") for i in range(4)])
         elif kind == "data":
-            df = spark.read.csv(path, sep="\t", header=False, schema=_STRING_FIELDS)
+            df = spark.read.csv(location, sep="\t", header=False, schema=_STRING_FIELDS)
         else:
             # Read as strings under the file's own header names (a schema with other
             # names makes Spark warn on every read), then renamed c0..c3.
             header = (movielens_header(storage, path) or [])[:4]
             schema = StructType([StructField(name, StringType(), True) for name in header])
-            df = spark.read.csv(path, header=True, schema=schema)
+            df = spark.read.csv(location, header=True, schema=schema)
             df = df.select(*[column(name).alias(f"c{i}") for i, name in enumerate(header)])
             for missing in range(len(header), 4):
                 df = df.withColumn(f"c{missing}", F.lit(None).cast(StringType()))

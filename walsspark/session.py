@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from walsspark.errors import InputError
-from walsspark.paths import PathResolver, default_fs_from, resolver_from_settings
+from walsspark.paths import (
+    PathResolver,
+    connect_server_is_here,
+    default_fs_from,
+    resolver_from_settings,
+)
 from walsspark.storage import Storage
 
 log = logging.getLogger("walsspark")
@@ -191,7 +196,7 @@ def get_or_create_session(
     builder = SparkSession.builder.appName(app_name)
     if remote is not None:
         builder = builder.remote(remote)
-        local_jvm = remote == "local" or remote.startswith("local[")
+        local_jvm = connect_server_is_here(remote)
         master = remote if local_jvm else None
     elif provided:
         # spark-submit, a notebook or Databricks gives the master and settings.
@@ -270,7 +275,7 @@ def resolver_for_session(
     remote = remote or os.environ.get("SPARK_REMOTE") or None
     default_fs = None
     if is_connect(spark):
-        here = remote is not None and (remote == "local" or remote.startswith("local["))
+        here = remote is not None and connect_server_is_here(remote)
     else:
         here = True
         try:  # the session's Hadoop configuration (core-site.xml included), when reachable

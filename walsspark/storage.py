@@ -27,10 +27,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from walsspark.errors import InputError, first_line
-from walsspark.paths import PathResolver, join, uri_path
+from walsspark.paths import PathResolver, join, normalized, uri_path
 
 # A table writer gets the Spark path to write and the save mode to use.
 TableWriter = Callable[[str, str], None]
+# The sub-directories walsspark's outputs are made of (model, split, project and the
+# recommendation tables of train): with part files directly inside, an output --overwrite
+# may replace.
+TABLE_DIRS = frozenset(
+    "metadata user_factors item_factors user_blocks item_blocks users items train test "
+    "factors recommendations".split()
+)
 # Spark's own output marker, hidden from listings; Spark writes it on every file system.
 _NO_SUCCESS_MARKER = {"mapreduce.fileoutputcommitter.marksuccessfuljobs": "false"}
 
@@ -103,20 +110,7 @@ class Storage:
             if "PATH_NOT_FOUND" in cause or "does not exist" in cause:
                 return None
             raise InputError(f"cannot list {path}: {cause}") from None
-        root = uri_path(path).rstrip("/")
-        paths = [uri_path(file) for file in found]
-        if len(paths) == 1 and (paths[0] == root or paths[0].endswith("/" + root)):
-            return [""]  # the path is a file
-        marker = root + "/" if root.startswith("/") else "/" + root + "/"
-        names = []
-        for file_path in paths:
-            if root.startswith("/") and file_path.startswith(marker):
-                names.append(file_path[len(marker) :])
-            elif marker in file_path:
-                names.append(file_path.split(marker, 1)[1])
-            else:
-                names.append(file_path.rsplit("/", 1)[-1])
-        return sorted(names)
+        return relative_names(uri_path(path), [uri_path(file) for file in found])
 
     def exists(self, path: str) -> bool | None:
         """Whether ``path`` exists; None when it cannot be told yet (no session)."""
@@ -168,36 +162,41 @@ class Storage:
         return write
 
     def check_output(self, path: str, overwrite: bool, refuse_empty: bool = False) -> None:
-        """Refuse an output path that holds something, unless ``overwrite`` and it is
-        something walsspark (or Spark) wrote. A no-op for paths only Spark can see while
-        there is no session yet."""
+        """Refuse an output path that holds something, unless ``overwrite`` and it is an
+        output walsspark wrote. A no-op for paths only Spark can see while there is no
+        session yet."""
         try:
             names = self.files(path)
         except LookupError:
             return
+        local = self.local(path)
         if names == [""]:
             raise InputError(f"output path is an existing file: {path}")
         if names is None:
-            local = self.local(path)
             if local is not None:
                 _check_creatable(local, path)
             return
-        if (names or refuse_empty) and not overwrite:
+        # On the driver's disk hidden entries count too (Spark's listings skip them).
+        occupied = bool(names) or (local is not None and bool(os.listdir(local)))
+        if (occupied or refuse_empty) and not overwrite:
             what = "output path exists" if refuse_empty else "output directory is not empty"
             raise InputError(f"{what}: {path} (pass --overwrite to replace it)")
-        if names and not self._is_walsspark_output(path, names):
+        foreign = _foreign_hidden(local) if local is not None and occupied else []
+        if occupied and (foreign or not self._is_walsspark_output(path, names)):
             # --overwrite deletes the directory: never one that walsspark did not write.
+            example = f" ({foreign[0]})" if foreign else ""
             raise InputError(
-                f"refusing to overwrite {path}: it is neither a walsspark model nor a "
-                "Spark output directory"
+                f"refusing to overwrite {path}: it is not an output walsspark wrote{example}"
             )
 
     def _is_walsspark_output(self, path: str, names: list[str]) -> bool:
-        """Spark part files only (any depth), or a model of the first format version
-        (a tagged ``metadata.json`` file)."""
-        if all(name.rsplit("/", 1)[-1].startswith("part-") for name in names):
+        """walsspark's layouts (:func:`_is_spark_table_layout`), or a model of the first
+        format version (its tables and a tagged ``metadata.json`` file)."""
+        if _is_spark_table_layout(names):
             return True
         if "metadata.json" not in names:
+            return False
+        if not _is_spark_table_layout([n for n in names if n != "metadata.json"]):
             return False
         try:
             return '"walsspark-model"' in self.read_text(join(path, "metadata.json"))
@@ -233,7 +232,7 @@ class Storage:
         # "error" (not "errorifexists", which the Spark Connect client does not know).
         mode = "overwrite" if overwrite else "error"
         for name, writer in tables:
-            writer(join(path, name) if name else path, mode)
+            _write(writer, join(path, name) if name else path, mode, path)
 
     def _clear(self, path: str) -> None:
         """Replace a directory by an empty one (one empty part file, no ``_SUCCESS``)."""
@@ -244,7 +243,9 @@ class Storage:
         staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
         try:
             for name, writer in tables:
-                writer(self.uri(join(staging, name) if name else staging), "error")
+                # file:// whatever the default file system: the rename below is os.rename.
+                target_uri = "file://" + (join(staging, name) if name else staging)
+                _write(writer, target_uri, "error", target)
             if os.path.lexists(target):
                 if os.path.isdir(target) and not os.path.islink(target):
                     shutil.rmtree(target)
@@ -254,6 +255,98 @@ class Storage:
         finally:
             if os.path.exists(staging):
                 shutil.rmtree(staging, ignore_errors=True)
+
+
+# Causes of a failed write that are the output location's, not walsspark's: reported in one
+# line (a failure of the computation itself keeps its traceback).
+_FILESYSTEM_PROBLEMS = (
+    "Permission denied",
+    "AccessDenied",
+    "Access Denied",
+    "Mkdirs failed",
+    "not a directory",
+    "Not a directory",
+    "PATH_ALREADY_EXISTS",
+    "FileAlreadyExists",
+    "No FileSystem for scheme",
+    "UNSUPPORTED_FILE_SYSTEM",
+    "read-only",
+    "Read-only",
+)
+
+
+def _write(writer: TableWriter, target: str, mode: str, shown: str) -> None:
+    try:
+        writer(target, mode)
+    except Exception as error:  # noqa: BLE001 - classic, Py4J and Connect errors alike
+        cause = first_line(error)
+        if any(problem in str(error) for problem in _FILESYSTEM_PROBLEMS):
+            raise InputError(f"cannot write {shown}: {cause}") from None
+        raise
+
+
+def relative_names(root: str, files: list[str]) -> list[str]:
+    """The names of ``files`` (qualified paths Spark listed) relative to ``root`` (the path
+    as given, which Hadoop normalised and, when relative, put under its working directory).
+
+    ``[""]`` when the only file is ``root`` itself. For a relative root the working
+    directory is unknown: it is taken as the longest prefix, shared by every file, that
+    ends in ``/<root>/`` (a directory named like its own single sub-directory, ``x/x/``
+    and nothing else, would be read one level too deep).
+    """
+    root = normalized(root)
+    if root in ("", "/"):  # a bucket or file system root
+        return sorted(file.lstrip("/") for file in files)
+    if root.startswith("/"):
+        if files == [root]:
+            return [""]
+        prefix = root + "/"
+        return sorted(
+            f[len(prefix) :] if f.startswith(prefix) else f.rsplit("/", 1)[-1] for f in files
+        )
+    if len(files) == 1 and files[0].endswith("/" + root):
+        return [""]
+    marker = "/" + root + "/"
+    first = files[0] if files else ""
+    starts = [i for i in range(len(first)) if first.startswith(marker, i)]
+    for start in reversed(starts):
+        prefix = first[: start + len(marker)]
+        if all(f.startswith(prefix) for f in files):
+            return sorted(f[len(prefix) :] for f in files)
+    return sorted(f.rsplit("/", 1)[-1] for f in files)
+
+
+def _foreign_hidden(local: str) -> list[str]:
+    """Hidden entries under a local directory that Spark did not write (``.git``, a
+    ``.keep``...): Spark's listings skip them, but ``--overwrite`` would delete them."""
+    found = []
+    for root, dirs, files in os.walk(local):
+        for name in [*dirs, *files]:
+            if not _visible(name) and not _spark_bookkeeping(name):
+                found.append(os.path.relpath(os.path.join(root, name), local))
+        dirs[:] = [d for d in dirs if _visible(d)]
+    return found
+
+
+def _spark_bookkeeping(name: str) -> bool:
+    """Hidden files Spark's writers leave: the success marker, checksums, commit logs."""
+    return (
+        name in ("_SUCCESS", "_temporary")
+        or name.endswith(".crc")
+        or name.startswith(("_committed_", "_started_"))
+    )
+
+
+def _is_spark_table_layout(names: list[str]) -> bool:
+    """Part files at the top (one table), or in walsspark's table directories."""
+    for name in names:
+        parts = name.split("/")
+        if len(parts) == 1 and parts[0].startswith("part-"):
+            continue
+        if len(parts) == 2 and parts[0] in TABLE_DIRS and parts[1].startswith("part-"):
+            continue
+        return False
+    return True
 
 
 def _check_creatable(local: str, shown: str) -> None:

@@ -8,7 +8,7 @@ import logging
 import math
 from typing import Any
 
-from walsspark.commands.inputs import check_exists, check_model, read_like_training
+from walsspark.commands.inputs import check_apart, check_exists, check_model, read_like_training
 from walsspark.errors import InputError
 from walsspark.session import SparkSetup
 
@@ -31,6 +31,13 @@ def run_evaluate(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     output = args.output or f"{args.model.rstrip('/')}-evaluation"
 
     def check_paths(storage) -> None:
+        check_apart(
+            storage,
+            output,
+            model_directory=args.model,
+            test_ratings=args.test,
+            train_ratings=args.train,
+        )
         storage.check_output(output, args.overwrite, refuse_empty=True)
         check_model(storage, args.model)
         check_exists(storage, args.test, "test ratings")

@@ -77,6 +77,16 @@ def check_exists(storage, path: str | None, what: str) -> None:
         check_input_exists(storage, path, what)
 
 
+def check_apart(storage, output: str, **others: str | None) -> None:
+    """Refuse an output that is, contains or lies inside one of the other paths: replacing
+    it would delete them, or overwrite what the same run still reads.
+
+    ``others`` maps a name (``model_directory``, ``input``...) to a path, or None."""
+    for name, other in others.items():
+        if other and other != SYNTHETIC_INPUT and storage.resolver.same_or_nested(output, other):
+            raise InputError(f"output path {output} overlaps the {name.replace('_', ' ')} {other}")
+
+
 def print_examples(rows, what: str) -> None:
     for row in rows:
         best = ", ".join(f"{r['id']} ({r['score']:.2f})" for r in row["recommendations"][:5])

@@ -7,7 +7,13 @@ import logging
 import sys
 from typing import Any
 
-from walsspark.commands.inputs import check_exists, check_model, print_examples, read_input
+from walsspark.commands.inputs import (
+    check_apart,
+    check_exists,
+    check_model,
+    print_examples,
+    read_input,
+)
 from walsspark.errors import InputError
 from walsspark.session import SparkSetup
 
@@ -34,6 +40,7 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     def check_paths(storage) -> None:
         check_model(storage, args.model)
         check_exists(storage, args.input, "input")
+        check_apart(storage, args.output, model_directory=args.model, input=args.input)
         storage.check_output(args.output, args.overwrite)
 
     spark, storage = setup.start_checked(check_paths)

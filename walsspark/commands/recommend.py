@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from walsspark.commands.inputs import (
+    check_apart,
     check_exists,
     check_id_types,
     check_model,
@@ -82,9 +83,9 @@ def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]
     output = args.output or f"{args.model.rstrip('/')}-recommendations-{args.for_side}"
 
     def check_paths(storage) -> None:
-        # An output that contains or lies inside the model: --overwrite would delete it.
-        if storage.resolver.same_or_nested(output, args.model):
-            raise InputError(f"output path {output} overlaps the model directory {args.model}")
+        check_apart(
+            storage, output, model_directory=args.model, ratings=args.ratings, ids_file=args.ids
+        )
         # Any existing path (even an empty directory) is refused without --overwrite.
         storage.check_output(output, args.overwrite, refuse_empty=True)
         check_model(storage, args.model)

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from walsspark.commands.inputs import check_exists, read_input
+from walsspark.commands.inputs import check_apart, check_exists, read_input
 from walsspark.errors import InputError
 from walsspark.session import SparkSetup
 
@@ -24,6 +24,7 @@ def run_split(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
 
     def check_paths(storage) -> None:
         check_exists(storage, args.input, "input")
+        check_apart(storage, args.output, input=args.input)
         storage.check_output(args.output, args.overwrite)
 
     spark, storage = setup.start_checked(check_paths)

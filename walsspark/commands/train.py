@@ -6,8 +6,9 @@ import logging
 import math
 from typing import Any
 
-from walsspark.commands.inputs import check_exists, print_examples, read_input
+from walsspark.commands.inputs import check_apart, check_exists, print_examples, read_input
 from walsspark.errors import InputError
+from walsspark.options import SYNTHETIC_INPUT
 from walsspark.params import WALSParams
 from walsspark.session import SparkSetup
 
@@ -41,8 +42,12 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
 
     def check_paths(storage) -> None:
         check_exists(storage, options["input"], "input")
+        check_apart(storage, options["output"], input=options["input"])
         storage.check_output(options["output"], options["overwrite"])
         if recommendations_path is not None:
+            check_apart(
+                storage, recommendations_path, input=options["input"], model=options["output"]
+            )
             storage.check_output(recommendations_path, options["overwrite"])
 
     spark, storage = setup.start_checked(check_paths)
@@ -89,7 +94,11 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     metadata = {
         "params": params.to_dict(),
         "data": {
-            "input": options["input"],
+            # Where the ratings were, as the run resolved it (an absolute path or a URI),
+            # so that a later run elsewhere finds the same data.
+            "input": options["input"]
+            if options["input"] == SYNTHETIC_INPUT
+            else storage.describe(options["input"]),
             "format": options["format"],
             "user_col": options["user_col"],
             "item_col": options["item_col"],
