@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,12 +72,6 @@ def test_default_size_is_about_120k_ratings(default_table):
     assert 110_000 <= default_table.num_rows <= 130_000
     assert len(np.unique(users)) == DEFAULT_SIZE["num_users"]
     assert len(np.unique(items)) > 0.9 * DEFAULT_SIZE["num_items"]
-
-
-def test_default_size_generates_quickly():
-    start = time.perf_counter()
-    synthetic_ratings(**DEFAULT_SIZE)
-    assert time.perf_counter() - start < 2.0
 
 
 def test_item_popularity_is_skewed(default_table):

@@ -144,9 +144,11 @@ def test_more_blocks_than_ids(spark):
     np.testing.assert_allclose([r.loss for r in trained.history], history, rtol=1e-5)
 
 
-def initial_items_of(spark, items: list[str], rank: int, seed: int) -> np.ndarray:
+def initial_items_of(
+    spark, items: list, rank: int, seed: int, id_type: str = "string"
+) -> np.ndarray:
     """Initial factors of the given item ids (xxhash64(seed, id), as documented)."""
-    ids = spark.createDataFrame([(i,) for i in items], "id string")
+    ids = spark.createDataFrame([(i,) for i in items], f"id {id_type}")
     hashes = {
         row["id"]: row["h"]
         for row in ids.select("id", F.xxhash64(F.lit(seed).cast("long"), "id").alias("h")).collect()
@@ -175,6 +177,13 @@ def test_reliable_checkpoints_when_a_checkpoint_dir_is_set(spark, tmp_path):
     assert completed.returncode == 0 and lines, completed.stderr[-3000:]
     result = json.loads(lines[0][len("RESULT ") :])
     assert result["files"] > 0  # something was written to the checkpoint directory
+    # The last sweep (4, a multiple of the interval) is read from its checkpoint: the plan
+    # scans the checkpointed data with no half-sweep operator left, and deleting the files
+    # makes the factors unreadable instead of recomputing them.
+    assert "LogicalRDD" in result["plan"] and "FlatMapCoGroupsInArrow" not in result["plan"]
+    assert result["rows"] > 0
+    assert result["reread"] != "read without the checkpoint files"
+    assert "FileNotFound" in result["reread"] or "does not exist" in result["reread"]
     # Same numbers as with local checkpoints only.
     local = fit(spark, ratings_frame(spark, rows, cols, values), WALSParams(**setting))
     np.testing.assert_allclose(result["losses"], [r.loss for r in local.history], rtol=1e-9)
