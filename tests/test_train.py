@@ -214,23 +214,29 @@ def test_tol_stops_when_the_loss_settles(spark):
     rows, cols, values, _, _ = make_ratings(seed=7)
     ratings = ratings_frame(spark, rows, cols, values)
     params = WALSParams(rank=3, sweeps=30, tol=1e-3, num_user_blocks=1, num_item_blocks=1)
-    trained = fit(spark, ratings, params, on_sweep=lambda *sides: {"sides": len(sides)})
+    trained = fit(spark, ratings, params)
     losses = [r.loss for r in trained.history]
     assert 2 <= len(losses) < 30
     assert abs(losses[-2] - losses[-1]) / losses[-2] < 1e-3
     assert all(abs(a - b) / a >= 1e-3 for a, b in zip(losses[:-2], losses[1:-1], strict=True))
-    assert [r.metrics for r in trained.history] == [{"sides": 4}] * len(losses)
+    assert [r.metrics for r in trained.history] == [None] * len(losses)
 
 
-def test_holdout_scorer_on_blocks_equals_per_id_scoring(spark):
-    """The per-sweep scorer (groups by block pair) gives what scoring per-id rows gives,
-    cold pairs and per-entry confidences included."""
-    from walsspark.evaluate import HoldoutScorer, holdout_metrics
+@pytest.mark.parametrize("solver", ["exact", "cg"])
+def test_holdout_scored_in_the_sweep_equals_per_id_scoring(spark, solver):
+    """The holdout metrics scored inside the item half-sweeps equal scoring per-id factor
+    rows after training, cold pairs and per-entry confidences included."""
+    from walsspark.evaluate import holdout_metrics
 
     rows, cols, values, n, m = make_ratings(seed=12, n=40, m=25)
     ratings = ratings_frame(spark, rows, cols, values)
     params = WALSParams(
-        rank=3, sweeps=2, num_user_blocks=3, num_item_blocks=2, holdout_fraction=0.3
+        rank=3,
+        sweeps=2,
+        num_user_blocks=3,
+        num_item_blocks=2,
+        holdout_fraction=0.3,
+        solver=solver,
     )
     train, holdout = ratings.randomSplit([0.7, 0.3], seed=4)
     holdout = holdout.union(
@@ -238,12 +244,17 @@ def test_holdout_scorer_on_blocks_equals_per_id_scoring(spark):
             [(99999, "item-0", 3.0), (user_id(0), "nowhere", 1.0)], holdout.schema
         )
     ).withColumn("confidence", F.lit(2.0))
-    trained = fit(spark, train, params)
-    scorer = HoldoutScorer(holdout, trained.users, trained.items, params)
-    got = scorer.metrics(trained.user_factor_blocks, trained.item_factor_blocks)
+    trained = fit(spark, train, params, holdout)
+    got = trained.history[-1].metrics
     expected = holdout_metrics(trained.user_factors(), trained.item_factors(), holdout, params)
     assert got["count"] == expected["count"] and got["cold_count"] == expected["cold_count"] >= 2
     for name in ("rmse", "mae", "loss", "rwse"):
         assert got[name] == pytest.approx(expected[name], rel=1e-9), name
-    scorer.release()
+    # Scoring changes nothing in the training: the same factors as without a holdout.
+    plain = fit(spark, train, params)
+    for side in ("user_factors", "item_factors"):
+        with_holdout = sorted(getattr(trained, side)().collect())
+        without = sorted(getattr(plain, side)().collect())
+        assert with_holdout == without, side
+    plain.release()
     trained.release()

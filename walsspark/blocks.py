@@ -51,10 +51,14 @@ from walsspark.factors import encode_array
 # ``needed_ids`` spells the needed list out as the other side's ids, so that the block
 # doubles as the exclusion list of recommendations (walsspark.recommend): its CSR is
 # exactly the pairs trained on.
+# With held-out pairs laid out for scoring (``holdout_role="score"``), ``holdout_indptr``,
+# ``holdout_cols``, ``holdout_targets`` and ``holdout_confidences`` are the CSR of the block's
+# held-out pairs, their columns indexing the same needed list; null otherwise.
 BLOCK_FIELDS = (
     "block int, pkey int, n_rows int, nnz long, indptr binary, cols binary, targets binary, "
     "confidences binary, init_hashes binary, route_dst_pkeys binary, route_offsets binary, "
-    "route_indices binary"
+    "route_indices binary, holdout_indptr binary, holdout_cols binary, "
+    "holdout_targets binary, holdout_confidences binary"
 )
 
 
@@ -148,8 +152,42 @@ def _sorted_positions(values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     return distinct, positions.astype(np.int64)
 
 
-def _block_builder(pkeys: list[int], other_pkeys: list[int]):
-    """Arrow function turning all ratings of one block into that block's single row."""
+def _csr_fields(
+    prefix: str,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    targets: np.ndarray,
+    confidences: np.ndarray | None,
+    n_rows: int,
+) -> dict[str, pa.Array]:
+    """A CSR (entries sorted by row, then column) as the block row's binary fields."""
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return {
+        f"{prefix}indptr": _binary(indptr, "<i8"),
+        f"{prefix}cols": _binary(cols[order], "<i4"),
+        f"{prefix}targets": _binary(targets[order], "<f4"),
+        f"{prefix}confidences": pa.array([None], pa.binary())
+        if confidences is None
+        else _binary(confidences[order], "<f4"),
+    }
+
+
+_NO_HOLDOUT = {
+    name: pa.array([None], pa.binary())
+    for name in ("holdout_indptr", "holdout_cols", "holdout_targets", "holdout_confidences")
+}
+
+
+def _block_builder(pkeys: list[int], other_pkeys: list[int], holdout_role: str | None):
+    """Arrow function turning all ratings of one block into that block's single row.
+
+    Held-out pairs (rows with ``held_out`` true) never enter the training CSR. With
+    ``holdout_role="send"`` they add routes (this block sends the other side the factors it
+    needs to score them); with ``"score"`` they add to the needed list and get a CSR of their
+    own, scored by the half-sweep that solves this block.
+    """
 
     def build(table: pa.Table) -> pa.Table:
         block = int(table.column("block")[0].as_py())
@@ -163,18 +201,35 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
             confidences = table.column("confidence").to_numpy().astype(np.float32)
         init_hashes = np.zeros(n_rows, dtype=np.int64)
         init_hashes[rows] = table.column("init_hash").to_numpy()
+        held = (
+            table.column("held_out").to_numpy(zero_copy_only=False).astype(bool)
+            if "held_out" in table.column_names
+            else np.zeros(len(rows), dtype=bool)
+        )
+        train = ~held
+        pair_keys = (other_block << 32) | other_rank
 
         # Needed list in (other block, other id) order; the CSR columns index into it.
-        needed, cols = np.unique((other_block << 32) | other_rank, return_inverse=True)
+        needed_from = held | train if holdout_role == "score" else train
+        needed = np.unique(pair_keys[needed_from])
+        cols = np.searchsorted(needed, pair_keys).astype(np.int32)
         needed_ids = other_ids.take(pa.array(needed & 0xFFFFFFFF))
-        order = np.lexsort((cols, rows))
-        indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
 
-        # Outgoing routes to every block of the other side (empty where a block needs
-        # nothing from this one): the rows each needs, in id order. A route to every block
-        # lets the routes carry this block's Gramian too (see walsspark.train).
-        route_keys = np.unique((other_block << 32) | rows)
+        def subset(mask: np.ndarray) -> tuple:
+            conf = None if confidences is None else confidences[mask]
+            return rows[mask], cols[mask], targets[mask], conf
+
+        fields = _csr_fields("", *subset(train), n_rows)
+        holdout_fields = (
+            _csr_fields("holdout_", *subset(held), n_rows)
+            if holdout_role == "score"
+            else _NO_HOLDOUT
+        )
+
+        # Outgoing routes to the blocks of the other side that need rows of this one: the
+        # rows each needs, in id order.
+        route_from = held | train if holdout_role == "send" else train
+        route_keys = np.unique((other_block[route_from] << 32) | rows[route_from])
         route_blocks = route_keys >> 32
         route_rows = (route_keys & 0xFFFFFFFF).astype(np.int32)
         num_other = len(other_pkeys)
@@ -185,17 +240,13 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int]):
                 "block": pa.array([block], pa.int32()),
                 "pkey": pa.array([pkeys[block]], pa.int32()),
                 "n_rows": pa.array([n_rows], pa.int32()),
-                "nnz": pa.array([len(rows)], pa.int64()),
-                "indptr": _binary(indptr, "<i8"),
-                "cols": _binary(cols[order], "<i4"),
-                "targets": _binary(targets[order], "<f4"),
-                "confidences": pa.array([None], pa.binary())
-                if confidences is None
-                else _binary(confidences[order], "<f4"),
+                "nnz": pa.array([int(np.count_nonzero(train))], pa.int64()),
+                **fields,
                 "init_hashes": _binary(init_hashes, "<i8"),
                 "route_dst_pkeys": _binary(dst_pkeys, "<i4"),
                 "route_offsets": _binary(offsets, "<i8"),
                 "route_indices": _binary(route_rows, "<i4"),
+                **holdout_fields,
                 "ids": pa.ListArray.from_arrays(pa.array([0, n_rows], pa.int32()), ids),
                 "needed_ids": pa.ListArray.from_arrays(
                     pa.array([0, len(needed_ids)], pa.int32()), needed_ids
@@ -218,18 +269,43 @@ def build_side(
     other_num_blocks: int,
     other_pkeys: list[int],
     seed: int,
+    holdout: DataFrame | None = None,
+    holdout_role: str | None = None,
 ) -> DataFrame:
-    """Rating blocks of one side ("user" or "item"), partitioned by ``pkey`` (lazy)."""
+    """Rating blocks of one side ("user" or "item"), partitioned by ``pkey`` (lazy).
+
+    ``holdout``: held-out pairs whose user and item both have ratings, laid out as
+    ``holdout_role`` says (see :func:`_block_builder`).
+    """
     other = "item" if side == "user" else "user"
     id_type = _id_type(ratings, side)
-    per_rating = ratings.select(
+    # Confidences when either has them: an entry without one weighs as c = 1.
+    with_confidence = "confidence" in ratings.columns or (
+        holdout is not None and "confidence" in holdout.columns
+    )
+
+    def entries_of(frame: DataFrame, held_out: bool) -> DataFrame:
+        confidence = F.col("confidence") if "confidence" in frame.columns else F.lit(1.0)
+        return frame.select(
+            "user",
+            "item",
+            "rating",
+            *([confidence.cast("float").alias("confidence")] if with_confidence else []),
+            F.lit(held_out).alias("held_out"),
+        )
+
+    entries = entries_of(ratings, False)
+    if holdout is not None:
+        entries = entries.unionByName(entries_of(holdout, True))
+    per_rating = entries.select(
         F.pmod(F.xxhash64(side), F.lit(num_blocks)).cast("int").alias("block"),
         F.col(side).alias("id"),
         F.xxhash64(F.lit(int(seed)).cast("long"), F.col(side)).alias("init_hash"),
         F.pmod(F.xxhash64(other), F.lit(other_num_blocks)).cast("int").alias("other_block"),
         F.col(other).alias("other_id"),
         F.col("rating").cast("float").alias("rating"),
-        *([F.col("confidence").cast("float")] if "confidence" in ratings.columns else []),
+        *(["confidence"] if with_confidence else []),
+        "held_out",
     )
     # An explicit repartition: AQE would coalesce a plain groupBy's shuffle into one task.
     blocks = (
@@ -237,7 +313,8 @@ def build_side(
         .repartition(num_blocks, "pkey")
         .groupBy("pkey")
         .applyInArrow(
-            _block_builder(pkeys, other_pkeys), block_schema(id_type, _id_type(ratings, other))
+            _block_builder(pkeys, other_pkeys, holdout_role),
+            block_schema(id_type, _id_type(ratings, other)),
         )
     )
     return blocks.repartition(num_blocks, "pkey")
@@ -248,13 +325,19 @@ def lay_out(
     num_user_blocks: int,
     num_item_blocks: int,
     seed: int,
+    holdout: DataFrame | None = None,
 ) -> tuple[SideLayout, SideLayout]:
     """Build the rating blocks of both sides.
 
     Parameters
     ----------
     ratings : DataFrame
-        Columns ``user``, ``item``, ``rating`` (one row per distinct pair).
+        Columns ``user``, ``item``, ``rating`` (one row per distinct pair) and optionally
+        ``confidence``.
+    holdout : DataFrame, optional
+        Held-out pairs (same columns) to score during training, each with a user and an
+        item that ``ratings`` has (:func:`warm_pairs`). The user blocks route the factors
+        they need to the item blocks, which score them after every item half-sweep.
 
     Returns
     -------
@@ -264,10 +347,26 @@ def lay_out(
     user_pkeys = partition_keys(num_user_blocks)
     item_pkeys = partition_keys(num_item_blocks)
     user_blocks = build_side(
-        ratings, "user", num_user_blocks, user_pkeys, num_item_blocks, item_pkeys, seed
+        ratings,
+        "user",
+        num_user_blocks,
+        user_pkeys,
+        num_item_blocks,
+        item_pkeys,
+        seed,
+        holdout,
+        "send",
     )
     item_blocks = build_side(
-        ratings, "item", num_item_blocks, item_pkeys, num_user_blocks, user_pkeys, seed
+        ratings,
+        "item",
+        num_item_blocks,
+        item_pkeys,
+        num_user_blocks,
+        user_pkeys,
+        seed,
+        holdout,
+        "score",
     )
     # The two sides are independent jobs: running them at once overlaps one job's
     # scheduling and Python start-up with the other's work.
@@ -282,6 +381,13 @@ def lay_out(
         SideLayout("item", num_item_blocks, item_blocks, item_pkeys, _id_type(ratings, "item")),
     ]
     return sides[0], sides[1]
+
+
+def warm_pairs(holdout: DataFrame, ratings: DataFrame) -> DataFrame:
+    """The held-out pairs whose user and item both appear in ``ratings`` (the scorable)."""
+    return holdout.join(ratings.select("user").distinct(), "user", "left_semi").join(
+        ratings.select("item").distinct(), "item", "left_semi"
+    )
 
 
 def _id_type(ratings: DataFrame, column: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -63,3 +64,60 @@ def encode_array(values: np.ndarray, dtype: str) -> bytes:
 def decode_array(payload: bytes, dtype: str) -> np.ndarray:
     """Inverse of :func:`encode_array`."""
     return np.frombuffer(payload, dtype=dtype)
+
+
+def binary_views(column: pa.Array | pa.ChunkedArray, dtype: str) -> list[np.ndarray | None]:
+    """Every value of an Arrow binary column as a numpy array over Arrow's own buffer.
+
+    ``to_pylist()`` or ``as_py()`` copies each value into a Python ``bytes`` first; a block
+    row's CSR and a route's factors are megabytes, so the hot paths read them in place.
+    The views are read-only and live as long as the column's buffers.
+
+    Parameters
+    ----------
+    column : pyarrow.Array or pyarrow.ChunkedArray
+        Of type ``binary`` or ``large_binary``.
+    dtype : str
+        The values' element type, as :func:`encode_array` wrote them (e.g. ``"<f4"``).
+
+    Returns
+    -------
+    list of ndarray or None
+        One array per value, in order; ``None`` for a null.
+    """
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    views: list[np.ndarray | None] = []
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        offset_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(
+            offsets_buffer,
+            dtype=offset_type,
+            count=len(chunk) + 1,
+            offset=chunk.offset * np.dtype(offset_type).itemsize,
+        )
+        data = (
+            np.frombuffer(data_buffer, dtype=np.uint8)
+            if data_buffer is not None
+            else np.zeros(0, dtype=np.uint8)
+        )
+        nulls = (
+            chunk.is_null().to_numpy(zero_copy_only=False)
+            if chunk.null_count
+            else np.zeros(len(chunk), dtype=bool)
+        )
+        for index in range(len(chunk)):
+            if nulls[index]:
+                views.append(None)
+            else:
+                raw = data[offsets[index] : offsets[index + 1]]
+                views.append(np.frombuffer(raw, dtype=dtype) if len(raw) else np.zeros(0, dtype))
+    return views
+
+
+def first_row_views(table: pa.Table, dtypes: dict[str, str]) -> dict[str, np.ndarray | None]:
+    """The binary fields ``dtypes`` of a table's first row, as views (:func:`binary_views`)."""
+    first = table.slice(0, 1)
+    return {name: binary_views(first.column(name), dtype)[0] for name, dtype in dtypes.items()}

@@ -171,8 +171,44 @@ class NormalEquations:
     rhs: np.ndarray
 
 
+@dataclass(frozen=True)
+class BlockOperands:
+    """What every chunk of a block solve reads, prepared once per block.
+
+    Attributes
+    ----------
+    other_padded : ndarray of float32, shape (n_routed + 1, k)
+        The routed factors and one zero row after them, at which padding entries point.
+    w_obs : ndarray of float32, shape (nnz,)
+        W_ij of every observed entry (:func:`observed_weights`).
+    constant_excess : float or None
+        W_ij - w0 when it is the same for every entry (then the k x k products are scaled
+        once instead of weighing every entry).
+    """
+
+    other_padded: np.ndarray
+    w_obs: np.ndarray
+    constant_excess: np.float32 | None
+
+    @classmethod
+    def of(cls, block: CsrBlock, other: np.ndarray, weights: ObjectiveWeights) -> BlockOperands:
+        """Pad ``other`` and weigh the entries: one copy of each per block, not per chunk."""
+        k = other.shape[1]
+        padded = np.empty((len(other) + 1, k), dtype=np.float32)
+        padded[:-1] = other
+        padded[-1] = 0.0
+        w_obs = observed_weights(block, weights)
+        excess = w_obs - np.float32(weights.unobserved_weight)
+        constant = excess[0] if len(excess) and np.all(excess == excess[0]) else None
+        return cls(padded, w_obs, constant)
+
+
 def normal_equations(
-    block: CsrBlock, other: np.ndarray, weights: ObjectiveWeights, rows: np.ndarray
+    block: CsrBlock,
+    other: np.ndarray,
+    weights: ObjectiveWeights,
+    rows: np.ndarray,
+    operands: BlockOperands | None = None,
 ) -> NormalEquations:
     """Accumulate the observed Gramian and right-hand side of some rows of a block.
 
@@ -185,6 +221,9 @@ def normal_equations(
     weights : ObjectiveWeights
     rows : ndarray of int
         The rows to assemble (each with at least one observation).
+    operands : BlockOperands, optional
+        ``BlockOperands.of(block, other, weights)``, when the caller assembles a block in
+        several calls (computed here otherwise).
 
     Returns
     -------
@@ -192,14 +231,14 @@ def normal_equations(
         In the order of ``rows``.
     """
     k = other.shape[1]
+    if operands is None:
+        operands = BlockOperands.of(block, other, weights)
     counts = block.counts[rows]
-    w_obs = observed_weights(block, weights)
+    w_obs = operands.w_obs
     w0 = np.float32(weights.unobserved_weight)
-    # Padding entries point at an appended zero row and carry zero weight.
-    other_padded = np.vstack([other.astype(np.float32, copy=False), np.zeros((1, k), np.float32)])
+    other_padded = operands.other_padded
     zero_row = len(other)
-    excess = w_obs - w0
-    constant_excess = excess[0] if len(excess) and np.all(excess == excess[0]) else None
+    constant_excess = operands.constant_excess
     # float64 storage, filled chunk by chunk from float32 products: the solve needs float64
     # and converting one cache-sized chunk at a time is much cheaper than the whole stack.
     observed_gram = np.empty((len(rows), k, k), dtype=np.float64)
@@ -306,7 +345,8 @@ def solve_block(
     reg = row_regularization(counts, weights)
     gram = np.asarray(other_gramian, dtype=np.float64)
     w0 = weights.unobserved_weight
-    w_obs = observed_weights(block, weights).astype(np.float64)
+    operands = BlockOperands.of(block, other, weights)
+    w_obs = operands.w_obs.astype(np.float64)
     row_of_entry = np.repeat(np.arange(block.n_rows), counts)
     target_sq = np.bincount(
         row_of_entry, weights=w_obs * block.targets.astype(np.float64) ** 2, minlength=block.n_rows
@@ -318,7 +358,7 @@ def solve_block(
     diagonal = np.arange(k)
     for start in range(0, len(order), ROWS_PER_SOLVE):
         rows = order[start : start + ROWS_PER_SOLVE]
-        eqs = normal_equations(block, other, weights, rows)
+        eqs = normal_equations(block, other, weights, rows, operands)
         lhs = eqs.observed_gram  # completed in place: w0 G + lambda_i I
         lhs += w0 * gram[None, :, :]
         lhs[:, diagonal, diagonal] += reg[rows][:, None]

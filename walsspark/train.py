@@ -3,37 +3,46 @@
 A sweep is a row (user) half-sweep followed by a column (item) half-sweep. A half-sweep:
 
 1. The other side's last output holds, besides its factor blocks, one *route* row per
-   (source block, destination block): the factors the destination needs, already in the
-   destination CSR's column order (the routes were fixed once by ``blocks``), plus the
-   source block's k x k Gramian and regularization sum. Only these rows are shuffled, each
-   to its destination's partition.
-2. Rating blocks and routed factors are cogrouped by partition key
-   (``groupBy().cogroup().applyInArrow``): every task adds up the Gramians it received
-   (G of the whole fixed side), solves one whole block with
+   (source block, destination block that needs some of its rows): the factors the
+   destination needs, already in the destination CSR's column order (the routes were fixed
+   once by ``blocks``). Only these rows are shuffled, each to its destination's partition.
+2. The fixed side's k x k Gramian G = sum over its blocks of F_b^T F_b is reduced once:
+   the block rows' Gramians go to one task, which adds them up in block order (the same
+   bytes whatever order they arrive in) and sends the sum, one *Gramian row*, to every
+   block of the solving side.
+3. Rating blocks and routed factors are cogrouped by partition key
+   (``groupBy().cogroup().applyInArrow``): every task solves one whole block with
    :func:`walsspark.solver.solve_block` (or, with ``solver="cg"``,
    :func:`walsspark.solver.solve_block_cg`, started from the block's own last factors,
    which arrive as a block row among the routes) and emits the new factor block and its
    own routes.
-3. The output is a lazy local checkpoint: the user half-sweep is computed by the job that
-   collects the item half-sweep's per-block losses, one Spark job and one scalar per block
-   per sweep. No factor matrix, and no Gramian, reaches the driver.
+4. The output is a lazy local checkpoint: the user half-sweep is computed by the job that
+   collects the item half-sweep's per-block losses, one Spark job and a few scalars per
+   block per sweep. No factor matrix, and no Gramian, reaches the driver.
 
-Routing every block's Gramian to every block of the other side costs
-B_users * B_items * k^2 * 8 bytes per half-sweep (2 MB at 16 x 16 blocks and rank 64):
-small next to the factors themselves, and it saves a driver round trip per half-sweep.
+Shuffled per half-sweep: the routed factors (each needed factor once per block needing it)
+and B_fixed + B_solving Gramians of k^2 float64 (32 KB each at rank 64); routing each
+block's Gramian to every block, as an earlier version did, cost B_fixed * B_solving of them
+(32 MB at 32 x 32 blocks, 2 GB at 256 x 256), which made large block counts impractical.
 
 The loss after a sweep needs no dense product: the item half-sweep's tasks hold, for every
 observed entry, both the user factors and the new item factors, so each item block
 computes ``sum_S [W (a - u.v)^2 - w0 (u.v)^2] + w0 tr(G_U G_block) + sum_j lambda_j |v_j|^2``
 over its entries and rows, plus the users' ``sum_i lambda_i |u_i|^2`` routed to it (each
 user block sends its sum on one route only), and the driver adds up one number per block.
+
+Held-out pairs are scored where the factors already meet: the layout routes the user
+factors they need to their item block (:func:`walsspark.blocks.lay_out`), and the item
+half-sweep's task scores its block's held-out pairs with the new item factors, returning
+five sums per block. Holdout metrics after every sweep cost no extra job and move no
+factors.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,17 +50,19 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from walsspark.blocks import SideLayout, lay_out, pkey_column
+from walsspark.blocks import SideLayout, lay_out, pkey_column, warm_pairs
 from walsspark.cluster import default_parallelism
 from walsspark.factors import (
+    binary_views,
     decode_array,
-    decode_factors,
     encode_array,
     encode_factors,
+    first_row_views,
     initial_factors,
 )
 from walsspark.params import WALSParams
 from walsspark.solver import (
+    MAX_CHUNK_FLOATS,
     CsrBlock,
     ObjectiveWeights,
     gramian,
@@ -65,11 +76,15 @@ log = logging.getLogger("walsspark")
 # its Gramian and loss terms) and one "route" row per (block, destination) (kind 1: the
 # factors a block of the other side needs, in that block's column order). The routes are
 # what the next half-sweep shuffles; the block rows are what is kept and saved.
+# A *Gramian row* (kind 2) carries the fixed side's total Gramian to one block of the side
+# being solved; it exists only between the reduction and the solve. ``gram`` is set on block
+# and Gramian rows, ``holdout`` (float64 sums, :data:`HOLDOUT_SUMS`) on the block rows of an
+# item half-sweep that scored held-out pairs.
 SOLVED_SCHEMA = (
     "kind byte, block int, dst_pkey int, factors binary, gram binary, loss double, "
-    "regularization double"
+    "regularization double, holdout binary"
 )
-BLOCK_ROW, ROUTE_ROW = 0, 1
+BLOCK_ROW, ROUTE_ROW, GRAM_ROW = 0, 1, 2
 _SOLVED_ARROW_SCHEMA = pa.schema(
     [
         ("kind", pa.int8()),
@@ -79,12 +94,15 @@ _SOLVED_ARROW_SCHEMA = pa.schema(
         ("gram", pa.binary()),
         ("loss", pa.float64()),
         ("regularization", pa.float64()),
+        ("holdout", pa.binary()),
     ]
 )
+# What a block's held-out pairs add up to: pairs scored, sum of squared errors, of absolute
+# errors, of W-weighted squared errors, of the weights W.
+HOLDOUT_SUMS = ("count", "squared", "absolute", "weighted", "weight")
 # Ratings per block the default block count aims at: a block's CSR and padded work arrays
 # stay within a few hundred MB of task memory.
 TARGET_RATINGS_PER_BLOCK = 2_000_000
-MAX_DEFAULT_BLOCKS = 64
 
 
 @dataclass
@@ -133,62 +151,76 @@ class TrainedFactors:
 def default_num_blocks(spark: SparkSession, num_ratings: int) -> int:
     """Blocks per side: one per task slot of the cluster
     (:func:`walsspark.cluster.default_parallelism`: its executors' cores, not the driver's),
-    more when blocks would outgrow their target size.
-
-    Capped at :data:`MAX_DEFAULT_BLOCKS`: routes grow with the product of the two block
-    counts (each carries a k x k Gramian), so hundreds of blocks cost more than they give.
+    more when blocks would outgrow :data:`TARGET_RATINGS_PER_BLOCK` ratings, so that a
+    task's memory follows the block size and not the data size. No upper bound: the
+    Gramians are reduced once per half-sweep, so a half-sweep ships O(B) of them, not
+    O(B^2), and routes exist only between blocks that share ratings.
     """
     by_size = -(-num_ratings // TARGET_RATINGS_PER_BLOCK)
-    return max(1, min(MAX_DEFAULT_BLOCKS, max(default_parallelism(spark), by_size)))
+    return max(1, default_parallelism(spark), by_size)
 
 
-def _solved_table(block_row: dict, factors: np.ndarray, loss: float, regularization: float):
+def _solved_table(
+    block_row: dict,
+    block: int,
+    factors: np.ndarray,
+    loss: float,
+    regularization: float,
+    holdout: np.ndarray | None = None,
+) -> pa.Table:
     """The block row and the route rows of a freshly computed factor block.
 
-    Every row carries the block's Gramian and regularization sum: the block row for the
-    driver, the route rows for the blocks of the other side, which need the Gramian of the
-    whole fixed side (the sum over its blocks) for their normal equations.
+    The block row carries the block's Gramian (reduced by the next half-sweep) and loss
+    terms; a route row the factors one block of the other side needs. Routes a block of
+    the other side does not need (no shared ratings) are not emitted.
     """
-    dst_pkeys = decode_array(block_row["route_dst_pkeys"], "<i4")
-    offsets = decode_array(block_row["route_offsets"], "<i8")
-    indices = decode_array(block_row["route_indices"], "<i4")
-    routes = [
-        encode_factors(factors[indices[offsets[r] : offsets[r + 1]]]) for r in range(len(dst_pkeys))
-    ]
-    n_rows = len(routes) + 1
-    # The regularization sum rides on the first non-empty route only, so that the blocks
-    # of the other side, adding up what they receive, count it exactly once (a block with
-    # ratings always has a non-empty route: whoever rated its rows needs them).
-    route_regularization = [0.0] * len(routes)
+    dst_pkeys = block_row["route_dst_pkeys"]
+    offsets = block_row["route_offsets"]
+    indices = block_row["route_indices"]
     non_empty = np.flatnonzero(np.diff(offsets) > 0)
-    if len(non_empty):
-        route_regularization[int(non_empty[0])] = regularization
+    routes = [encode_factors(factors[indices[offsets[r] : offsets[r + 1]]]) for r in non_empty]
+    n_rows = len(routes) + 1
+    # The regularization sum rides on the first route only, so that the blocks of the other
+    # side, adding up what they receive, count it exactly once (a block with ratings always
+    # has a route: whoever rated its rows needs them).
+    route_regularization = [0.0] * len(routes)
+    if routes:
+        route_regularization[0] = regularization
     gram = encode_array(gramian(factors).ravel(), "<f8")
     return pa.table(
         {
             "kind": pa.array([BLOCK_ROW] + [ROUTE_ROW] * len(routes), pa.int8()),
-            "block": pa.array([int(block_row["block"])] * n_rows, pa.int32()),
-            "dst_pkey": pa.array([-1, *dst_pkeys.tolist()], pa.int32()),
+            "block": pa.array([block] * n_rows, pa.int32()),
+            "dst_pkey": pa.array([-1, *dst_pkeys[non_empty].tolist()], pa.int32()),
             "factors": pa.array([encode_factors(factors), *routes], pa.binary()),
-            "gram": pa.array([gram] * n_rows, pa.binary()),
+            "gram": pa.array([gram] + [None] * len(routes), pa.binary()),
             "loss": pa.array([loss] + [0.0] * len(routes), pa.float64()),
             "regularization": pa.array([regularization, *route_regularization], pa.float64()),
-        }
+            "holdout": pa.array(
+                [None if holdout is None else encode_array(holdout, "<f8")] + [None] * len(routes),
+                pa.binary(),
+            ),
+        },
+        schema=_SOLVED_ARROW_SCHEMA,
     )
 
 
-# The rating-block fields a solve reads (not the ids, which would cost a Python object each).
-_BLOCK_ROW_FIELDS = (
-    "block",
-    "indptr",
-    "cols",
-    "targets",
-    "confidences",
-    "init_hashes",
-    "route_dst_pkeys",
-    "route_offsets",
-    "route_indices",
-)
+# The binary rating-block fields a solve reads, with their element types (read in place by
+# walsspark.factors.binary_views; not the ids, which would cost a Python object each).
+_BLOCK_ROW_ARRAYS = {
+    "indptr": "<i8",
+    "cols": "<i4",
+    "targets": "<f4",
+    "confidences": "<f4",
+    "init_hashes": "<i8",
+    "route_dst_pkeys": "<i4",
+    "route_offsets": "<i8",
+    "route_indices": "<i4",
+    "holdout_indptr": "<i8",
+    "holdout_cols": "<i4",
+    "holdout_targets": "<f4",
+    "holdout_confidences": "<f4",
+}
 
 
 def _initial_fn(rank: int):
@@ -196,56 +228,130 @@ def _initial_fn(rank: int):
 
     def init(batches):
         for batch in batches:
-            for row in batch.select(list(_BLOCK_ROW_FIELDS)).to_pylist():
-                factors = initial_factors(decode_array(row["init_hashes"], "<i8"), rank)
-                yield from _solved_table(row, factors, 0.0, 0.0).to_batches()
+            table = pa.Table.from_batches([batch])
+            for index in range(table.num_rows):
+                row = first_row_views(table.slice(index, 1), _BLOCK_ROW_ARRAYS)
+                factors = initial_factors(row["init_hashes"], rank)
+                block = int(table.column("block")[index].as_py())
+                yield from _solved_table(row, block, factors, 0.0, 0.0).to_batches()
 
     return init
 
 
 def initial_factor_blocks(side: SideLayout, rank: int) -> DataFrame:
     """Initial factors of a side, as a half-sweep's output (blocks and routes)."""
-    return _materialize(side.rating_blocks.mapInArrow(_initial_fn(rank), SOLVED_SCHEMA))
-
-
-def csr_from_row(row: dict) -> CsrBlock:
-    """A :class:`CsrBlock` from one rating-block row (as produced by ``blocks``)."""
-    confidences = row.get("confidences")
-    return CsrBlock(
-        indptr=decode_array(row["indptr"], "<i8"),
-        cols=decode_array(row["cols"], "<i4"),
-        targets=decode_array(row["targets"], "<f4"),
-        confidences=None if confidences is None else decode_array(confidences, "<f4"),
+    fields = ["block", *_BLOCK_ROW_ARRAYS]
+    return _materialize(
+        side.rating_blocks.select(*fields).mapInArrow(_initial_fn(rank), SOLVED_SCHEMA)
     )
+
+
+def csr_from_row(row: dict, prefix: str = "") -> CsrBlock:
+    """A :class:`CsrBlock` from one rating-block row (as produced by ``blocks``).
+
+    ``prefix="holdout_"`` gives the block's held-out pairs instead of its training pairs.
+    Values are numpy arrays (:func:`walsspark.factors.first_row_views`) or bytes.
+    """
+
+    def array(name: str) -> np.ndarray | None:
+        value = row.get(prefix + name)
+        if value is None or isinstance(value, np.ndarray):
+            return value
+        return decode_array(value, _BLOCK_ROW_ARRAYS[name])
+
+    return CsrBlock(
+        indptr=array("indptr"),
+        cols=array("cols"),
+        targets=array("targets"),
+        confidences=array("confidences"),
+    )
+
+
+def holdout_sums(
+    pairs: CsrBlock, factors: np.ndarray, other: np.ndarray, weights: ObjectiveWeights
+) -> np.ndarray:
+    """The :data:`HOLDOUT_SUMS` of a block's held-out pairs under the given factors.
+
+    Parameters
+    ----------
+    pairs : CsrBlock
+        Held-out pairs of the block's rows; columns index ``other``.
+    factors : ndarray, shape (n_rows, k)
+        The block's factors.
+    other : ndarray, shape (n_routed, k)
+        The other side's factors routed to the block.
+    weights : ObjectiveWeights
+        For W = w0 + R C c of each pair.
+    """
+    rows = np.repeat(np.arange(pairs.n_rows), pairs.counts)
+    # Pairs in slices: a (slice x k) gather of each side bounds memory by the slice.
+    sums = np.zeros(len(HOLDOUT_SUMS), dtype=np.float64)
+    w0 = weights.unobserved_weight
+    scale = weights.row_weight * weights.col_weight
+    step = max(1, MAX_CHUNK_FLOATS // factors.shape[1])
+    for first in range(0, len(rows), step):
+        entries = slice(first, first + step)
+        predictions = np.einsum(
+            "ij,ij->i",
+            factors[rows[entries]].astype(np.float64),
+            other[pairs.cols[entries]].astype(np.float64),
+        )
+        error = pairs.targets[entries].astype(np.float64) - predictions
+        if pairs.confidences is None:
+            weight = np.full(len(error), w0 + scale)
+        else:
+            weight = w0 + scale * pairs.confidences[entries].astype(np.float64)
+        sums += (
+            len(error),
+            float(np.sum(error**2)),
+            float(np.sum(np.abs(error))),
+            float(np.sum(weight * error**2)),
+            float(np.sum(weight)),
+        )
+    return sums
+
+
+def _routed_factors(routed: pa.Table, rank: int) -> np.ndarray:
+    """The routed pieces, one matrix in source-block order: the block's needed list.
+
+    Every block of the fixed side that shares ratings with this block sends one route:
+    concatenated in source-block order the pieces are exactly the needed list, which the
+    CSR columns index. Each piece is read in place and copied once, into the result.
+    """
+    order = np.argsort(routed.column("block").to_numpy(), kind="stable")
+    pieces = binary_views(routed.column("factors"), "<f4")
+    lengths = [len(pieces[i]) // rank for i in order]
+    other = np.empty((sum(lengths), rank), dtype=np.float32)
+    start = 0
+    for i, length in zip(order, lengths, strict=True):
+        other[start : start + length] = pieces[i].reshape(length, rank)
+        start += length
+    return other
 
 
 def _solve_fn(rank: int, weights: ObjectiveWeights, solver: str = "exact", cg_steps: int = 3):
     """Cogroup function: solve one rating block against the factors routed to it.
 
-    With ``solver="cg"`` the block's own factors of the last sweep arrive too (a
-    ``BLOCK_ROW`` among the routes) as the conjugate gradient's starting point.
+    Receives the route rows for the block, the fixed side's Gramian (one Gramian row) and,
+    with ``solver="cg"``, the block's own factors of the last sweep (a ``BLOCK_ROW``) as
+    the conjugate gradient's starting point.
     """
 
     def solve(ratings: pa.Table, received: pa.Table) -> pa.Table:
         if ratings.num_rows == 0:
-            # Routes go to every block number; a block whose ids all hashed elsewhere has
-            # no ratings (more blocks than ids) and nothing to solve.
+            # Gramian rows go to every block number; a block whose ids all hashed elsewhere
+            # has no ratings (more blocks than ids) and nothing to solve.
             return _SOLVED_ARROW_SCHEMA.empty_table()
-        row = ratings.select(list(_BLOCK_ROW_FIELDS)).slice(0, 1).to_pylist()[0]
+        row = first_row_views(ratings, _BLOCK_ROW_ARRAYS)
         block = csr_from_row(row)
-        is_route = received.column("kind").to_numpy() == ROUTE_ROW
-        routed = received.filter(pa.array(is_route))
-        previous = received.filter(pa.array(~is_route))
-        # Every block of the fixed side sends one route here: concatenated in source-block
-        # order the pieces are exactly this block's needed list (which the CSR columns
-        # index), and their Gramians add up to the fixed side's Gramian.
-        order = np.argsort(routed.column("block").to_numpy(), kind="stable")
-        chunks = routed.column("factors").to_pylist()
-        other = np.vstack([decode_factors(chunks[i], rank) for i in order])
-        grams = routed.column("gram").to_pylist()
-        fixed_gram = np.sum([decode_array(g, "<f8") for g in grams], axis=0).reshape(rank, rank)
+        kinds = received.column("kind").to_numpy()
+        routed = received.filter(pa.array(kinds == ROUTE_ROW))
+        other = _routed_factors(routed, rank)
+        gram_row = received.filter(pa.array(kinds == GRAM_ROW))
+        fixed_gram = binary_views(gram_row.column("gram"), "<f8")[0].reshape(rank, rank)
+        previous = received.filter(pa.array(kinds == BLOCK_ROW))
         if solver == "cg" and previous.num_rows:
-            start = decode_factors(previous.column("factors")[0].as_py(), rank)
+            start = binary_views(previous.column("factors"), "<f4")[0].reshape(-1, rank)
             solution = solve_block_cg(block, other, fixed_gram, weights, start, cg_steps)
         else:
             solution = solve_block(block, other, fixed_gram, weights)
@@ -259,9 +365,49 @@ def _solve_fn(rank: int, weights: ObjectiveWeights, solver: str = "exact", cg_st
             + solution.regularization_loss
             + float(np.sum(routed.column("regularization").to_numpy()))
         )
-        return _solved_table(row, solution.factors, loss, solution.regularization_loss)
+        scored = None
+        if row["holdout_indptr"] is not None:
+            pairs = csr_from_row(row, "holdout_")
+            scored = holdout_sums(pairs, solution.factors, other, weights)
+        number = int(ratings.column("block")[0].as_py())
+        return _solved_table(
+            row, number, solution.factors, loss, solution.regularization_loss, scored
+        )
 
     return solve
+
+
+def _gramian_total_fn(dst_pkeys: list[int], rank: int):
+    """applyInArrow function: the fixed side's Gramian, one Gramian row per solving block.
+
+    Adds the block Gramians up in block order, so that any recomputation (a retried
+    task, a lost executor) gives the same bytes.
+    """
+
+    def total(grams: pa.Table) -> pa.Table:
+        order = np.argsort(grams.column("block").to_numpy(), kind="stable")
+        views = binary_views(grams.column("gram"), "<f8")
+        gram = np.zeros(rank * rank, dtype=np.float64)
+        for index in order:
+            gram += views[index]
+        count = len(dst_pkeys)
+        return pa.table(
+            {
+                "kind": pa.array([GRAM_ROW] * count, pa.int8()),
+                "dst_pkey": pa.array(dst_pkeys, pa.int32()),
+                "block": pa.array([-1] * count, pa.int32()),
+                "factors": pa.array([None] * count, pa.binary()),
+                "gram": pa.array([encode_array(gram, "<f8")] * count, pa.binary()),
+                "regularization": pa.array([0.0] * count, pa.float64()),
+            }
+        )
+
+    return total
+
+
+_ROUTED_SCHEMA = (
+    "kind byte, dst_pkey int, block int, factors binary, gram binary, regularization double"
+)
 
 
 def half_sweep(
@@ -275,12 +421,20 @@ def half_sweep(
     """Solve every block of ``solving`` against the other side's last output (lazy).
 
     Only the route rows of ``fixed_solved`` are shuffled, each to the one block that needs
-    it; the rating blocks are already partitioned by ``pkey`` and do not move. With
-    ``previous`` (the side's own last output) the blocks are solved by conjugate gradient
-    from their previous factors, each block row sent back to its own block.
+    it, with one Gramian row per block; the rating blocks are already partitioned by
+    ``pkey`` and do not move. With ``previous`` (the side's own last output) the blocks are
+    solved by conjugate gradient from their previous factors, each block row sent back to
+    its own block.
     """
     columns = ["kind", "dst_pkey", "block", "factors", "gram", "regularization"]
-    routed = fixed_solved.filter(F.col("kind") == ROUTE_ROW).select(*columns)
+    routes = fixed_solved.filter(F.col("kind") == ROUTE_ROW).select(*columns)
+    gram_total = (
+        fixed_solved.filter(F.col("kind") == BLOCK_ROW)
+        .select("block", "gram")
+        .groupBy(F.lit(0).alias("all"))
+        .applyInArrow(_gramian_total_fn(solving.pkeys, rank), _ROUTED_SCHEMA)
+    )
+    routed = routes.unionByName(gram_total)
     if previous is not None:
         own = previous.filter(F.col("kind") == BLOCK_ROW).withColumn(
             "dst_pkey", pkey_column(solving.pkeys, "block")
@@ -288,16 +442,39 @@ def half_sweep(
         routed = routed.unionByName(own.select(*columns))
     solve = _solve_fn(rank, weights, "exact" if previous is None else "cg", cg_steps)
     return (
-        solving.rating_blocks.groupBy("pkey")
+        solving.rating_blocks.select("pkey", "block", *_BLOCK_ROW_ARRAYS)
+        .groupBy("pkey")
         .cogroup(routed.repartition(solving.num_blocks, "dst_pkey").groupBy("dst_pkey"))
         .applyInArrow(solve, SOLVED_SCHEMA)
     )
 
 
-def collect_loss(solved: DataFrame) -> float:
-    """Compute a half-sweep (and what it depends on) and return the loss after it."""
-    rows = solved.filter(F.col("kind") == BLOCK_ROW).select("loss").collect()
-    return float(sum(row["loss"] for row in rows))
+def collect_sweep(solved: DataFrame) -> tuple[float, np.ndarray | None]:
+    """Compute a half-sweep (and what it depends on); return the loss after it and, when
+    its blocks scored held-out pairs, their :data:`HOLDOUT_SUMS`."""
+    rows = solved.filter(F.col("kind") == BLOCK_ROW).select("block", "loss", "holdout").collect()
+    rows.sort(key=lambda row: row["block"])  # a fixed order: the same sums on every run
+    loss = float(sum(row["loss"] for row in rows))
+    scored = [decode_array(row["holdout"], "<f8") for row in rows if row["holdout"] is not None]
+    return loss, (np.sum(scored, axis=0) if scored else None)
+
+
+def holdout_metrics_of(sums: np.ndarray | None, total: int) -> dict:
+    """``count``, ``cold_count``, ``rmse``, ``mae``, ``loss``, ``rwse`` from the summed
+    :data:`HOLDOUT_SUMS` of ``total`` held-out pairs (see :mod:`walsspark.evaluate`)."""
+    values = dict(zip(HOLDOUT_SUMS, [0.0] * 5 if sums is None else sums.tolist(), strict=True))
+    count = int(round(values["count"]))
+    metrics: dict = {"count": count, "cold_count": total - count}
+    if count == 0:
+        metrics.update(rmse=math.nan, mae=math.nan, loss=math.nan, rwse=math.nan)
+        return metrics
+    metrics["rmse"] = math.sqrt(values["squared"] / count)
+    metrics["mae"] = values["absolute"] / count
+    metrics["loss"] = values["weighted"]
+    metrics["rwse"] = (
+        math.sqrt(values["weighted"] / values["weight"]) if values["weight"] else math.nan
+    )
+    return metrics
 
 
 def _materialize(solved: DataFrame, reliable: bool = False) -> DataFrame:
@@ -326,7 +503,7 @@ def fit(
     spark: SparkSession,
     ratings: DataFrame,
     params: WALSParams,
-    on_sweep: Callable[[SideLayout, DataFrame, SideLayout, DataFrame], dict] | None = None,
+    holdout: DataFrame | None = None,
 ) -> TrainedFactors:
     """Train user and item factors.
 
@@ -338,9 +515,11 @@ def fit(
     params : WALSParams
         Besides the objective: ``solver`` (exact or CG), ``tol`` (stop once a sweep changes
         the loss by a smaller fraction).
-    on_sweep : callable, optional
-        Called after every sweep with (users, user blocks, items, item blocks); what it
-        returns is recorded as the sweep's ``metrics`` (e.g. holdout metrics).
+    holdout : DataFrame, optional
+        Held-out pairs (``user``, ``item``, ``rating`` as the target, and ``confidence``
+        when ``ratings`` has it) scored after every sweep, inside the item half-sweep: each
+        sweep's ``metrics`` are :func:`holdout_metrics_of` (pairs whose user or item has no
+        ratings are counted as cold, not scored).
 
     Returns
     -------
@@ -351,7 +530,12 @@ def fit(
     num_ratings = ratings.count()
     num_user_blocks = params.num_user_blocks or default_num_blocks(spark, num_ratings)
     num_item_blocks = params.num_item_blocks or default_num_blocks(spark, num_ratings)
-    users, items = lay_out(ratings, num_user_blocks, num_item_blocks, params.seed)
+    holdout_total = 0
+    scorable = None
+    if holdout is not None:
+        holdout_total = holdout.count()
+        scorable = warm_pairs(holdout, ratings) if holdout_total else None
+    users, items = lay_out(ratings, num_user_blocks, num_item_blocks, params.seed, scorable)
     log.info(
         "laid out %d ratings in %d user blocks and %d item blocks (%.1f s)",
         num_ratings,
@@ -385,12 +569,21 @@ def fit(
             reliable,
         )
         # One Spark job per sweep: collecting the item half-sweep's loss runs both halves.
-        loss = collect_loss(item_blocks)
+        loss, scored = collect_sweep(item_blocks)
         seconds = time.perf_counter() - sweep_start
-        history.append(SweepRecord(sweep, loss, seconds))
-        log.info("sweep %d/%d loss %.6g (%.2f s)", sweep, params.sweeps, loss, seconds)
-        if on_sweep is not None:
-            history[-1].metrics = on_sweep(users, user_blocks, items, item_blocks)
+        metrics = holdout_metrics_of(scored, holdout_total) if holdout is not None else None
+        history.append(SweepRecord(sweep, loss, seconds, metrics))
+        if metrics is not None and metrics["count"]:
+            log.info(
+                "sweep %d/%d loss %.6g holdout rmse %.4f (%.2f s)",
+                sweep,
+                params.sweeps,
+                loss,
+                metrics["rmse"],
+                seconds,
+            )
+        else:
+            log.info("sweep %d/%d loss %.6g (%.2f s)", sweep, params.sweeps, loss, seconds)
         if params.tol > 0 and len(history) > 1:
             before = history[-2].loss
             change = abs(before - loss) / max(abs(before), 1e-300)
@@ -417,7 +610,7 @@ def _rows_fn(rank: int, id_type: pa.DataType):
             return pa.table(
                 {"id": pa.array([], id_type), "features": pa.array([], pa.list_(pa.float32()))}
             )
-        factors = decode_factors(blocks.column("factors")[0].as_py(), rank)
+        factors = binary_views(blocks.column("factors"), "<f4")[0].reshape(-1, rank)
         block_ids = ids.column("ids").combine_chunks().flatten()
         features = pa.FixedSizeListArray.from_arrays(
             pa.array(factors.ravel(), pa.float32()), rank

@@ -22,7 +22,6 @@ def params_from_options(options: dict[str, Any]) -> WALSParams:
 def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     """Read, validate, train, evaluate and save; return a summary."""
     from walsspark.duplicates import resolve_duplicates
-    from walsspark.evaluate import HoldoutScorer
     from walsspark.model import save_model
     from walsspark.ratings_check import validate_ratings
     from walsspark.ratings_read import weight_alias
@@ -71,16 +70,13 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     # weights come from the training split, for the holdout too.
     entries = entry_weights(train, params)
     holdout = entry_weights(holdout, params, reference=train).cache()
-    on_sweep, scorer = None, []
-    if params.has_holdout:
-
-        def on_sweep(users, user_blocks, items, item_blocks) -> dict:
-            # Holdout metrics after every sweep, from the factor blocks (laid out once).
-            if not scorer:
-                scorer.append(HoldoutScorer(holdout, users, items, params))
-            return scorer[0].metrics(user_blocks, item_blocks)
-
-    trained = fit(spark, entries.cache() if params.per_entry_weights else entries, params, on_sweep)
+    # Holdout metrics after every sweep, scored inside the item half-sweeps.
+    trained = fit(
+        spark,
+        entries.cache() if params.per_entry_weights else entries,
+        params,
+        holdout if params.has_holdout else None,
+    )
     # The factor blocks (factors with the training pairs, per block) are saved with the
     # model and are what the recommendation tables are scored from.
     factor_blocks = {
@@ -89,8 +85,6 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     }
     # The last sweep's holdout metrics are the model's evaluation.
     evaluation = trained.history[-1].metrics if params.has_holdout else None
-    for holdout_scorer in scorer:
-        holdout_scorer.release()
     metadata = {
         "params": params.to_dict(),
         "data": {
