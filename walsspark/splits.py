@@ -27,9 +27,10 @@ from walsspark.params import SPLIT_METHODS
 from walsspark.ratings_check import require_columns
 from walsspark.ratings_read import ITEM, USER
 
-# Relative error of the timestamp quantile of the time split: 0, the exact quantile, so
-# that the cut depends only on the data (an approximate one may depend on partitioning).
-TIME_QUANTILE_ERROR = 0.0
+# Relative error of the sketch that brackets the time split's cut: the exact cut is then
+# found among the timestamps inside the bracket, about 4 * error * n of them (plus ties).
+# approxQuantile with error 0 would keep every timestamp of the data in one sketch.
+TIME_QUANTILE_BRACKET_ERROR = 1e-4
 
 
 def split_ratings(
@@ -95,11 +96,69 @@ def _split_by_time(ratings: DataFrame, fraction: float) -> tuple[DataFrame, Data
         raise InputError("the time split needs a timestamp column (pass --timestamp-col NAME)")
     if fraction == 0:
         return ratings, ratings.limit(0)
-    cut = ratings.approxQuantile("timestamp", [1.0 - fraction], TIME_QUANTILE_ERROR)
-    if not cut:  # no ratings
+    cut = exact_quantile(ratings, "timestamp", 1.0 - fraction)
+    if cut is None:  # no ratings
         return ratings, ratings.limit(0)
-    after = F.col("timestamp") > F.lit(cut[0])
+    after = F.col("timestamp") > F.lit(cut)
     return ratings.filter(~after | F.col("timestamp").isNull()), ratings.filter(after)
+
+
+def exact_quantile(
+    frame: DataFrame, column: str, quantile: float, error: float = TIME_QUANTILE_BRACKET_ERROR
+) -> float | None:
+    """The exact ``quantile`` of a numeric column in bounded driver memory.
+
+    The value of rank ``ceil(quantile * n)`` (1-based, at least 1) among the ``n`` non-null
+    values in ascending order: what ``approxQuantile(column, [quantile], 0.0)`` returns, but
+    without a sketch that keeps all ``n`` values. A sketch of relative error ``error``
+    brackets the rank between two values; the rows below the bracket are counted and the
+    distinct values inside it (about ``4 * error * n`` rows) are collected with their
+    counts, and the rank is found among them.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    column : str
+    quantile : float
+        In [0, 1].
+    error : float
+        Relative error of the bracketing sketch.
+
+    Returns
+    -------
+    float or None
+        ``None`` when the column has no values.
+    """
+    value = F.col(column)
+    total = frame.select(F.count(value)).collect()[0][0]
+    if not total:
+        return None
+    rank = min(total, max(1, math.ceil(quantile * total)))
+    low, high = frame.approxQuantile(
+        column, [max(0.0, quantile - 2 * error), min(1.0, quantile + 2 * error)], error
+    )
+    # The sketch guarantees rank(low) <= rank <= rank(high); guard anyway, at the price of
+    # a wider second pass, rather than trust it for an exact answer.
+    below = frame.filter(value < F.lit(low)).count()
+    if below >= rank:
+        low, below = None, 0
+    inside = frame.filter(value.isNotNull())
+    if low is not None:
+        inside = inside.filter(value >= F.lit(low))
+    counted = inside.filter(value <= F.lit(high)).groupBy(value).count().orderBy(value)
+    seen = below
+    for row in counted.toLocalIterator():
+        seen += row["count"]
+        if seen >= rank:
+            return float(row[column])
+    # rank beyond high: fall back to the rows above the bracket, in order.
+    for row in (
+        inside.filter(value > F.lit(high)).groupBy(value).count().orderBy(value).toLocalIterator()
+    ):
+        seen += row["count"]
+        if seen >= rank:
+            return float(row[column])
+    raise AssertionError("unreachable: the rank is at most the number of values")
 
 
 _HASH_BITS = 53  # a double holds 53-bit integers exactly
