@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import oracle
+import pytest
 
 from walsspark.project import project
 from walsspark.solver import ObjectiveWeights
 
 
-def test_projected_rows_equal_the_oracle_row_update(spark):
+@pytest.mark.parametrize(
+    "max_fixed_bytes, num_blocks",
+    # One fixed block shipped whole; then fixed blocks of 2 factor rows each, so every block
+    # of new rows gets its factors routed from several fixed blocks.
+    [(1 << 28, None), (2 * 3 * 4, 3)],
+)
+def test_projected_rows_equal_the_oracle_row_update(spark, max_fixed_bytes, num_blocks):
     rng = np.random.default_rng(8)
     rank, m = 3, 12
     item_ids = [f"item{j}" for j in range(m)]
@@ -29,7 +36,9 @@ def test_projected_rows_equal_the_oracle_row_update(spark):
     frame = spark.createDataFrame(new, "row long, other string, rating double")
     weights = ObjectiveWeights(0.1, 0.3, 1.0, 1.0, 1.0)
 
-    result = {r["id"]: r for r in project(frame, fixed, rank, weights).collect()}
+    projected = project(frame, fixed, rank, weights, num_blocks, max_fixed_bytes)
+    result = {r["id"]: r for r in projected.collect()}
+    assert len(result) == 8
 
     targets, w, observed = oracle.dense_problem(rows, cols, values, 7, m, 0.1)
     expected = oracle.row_update(targets, w, observed, items.astype(np.float64), 0.3, 1.0)

@@ -8,13 +8,20 @@ with G = V^T V over all trained items, the model's w0, weights and lambda_i = la
 i.e. exactly :func:`walsspark.solver.solve_block`. ``--for items`` projects new items
 against the trained user factors the same way (row and column weights swapped).
 
-How it runs: the trained factors of the fixed side are packed into one block (sorted ids)
-and broadcast-joined to every block of new rows, as ``recommend`` ships its candidates;
-each task maps the rated ids to factor rows, builds the CSR, computes G from the shipped
-factors and solves its rows with one batched call.
+How it runs (the block-pair path of ``recommend`` and of training): the fixed side's factors
+are packed into blocks of at most ``max_fixed_bytes`` (one block when they fit), and the new
+rows into blocks sized by the number of new ratings. Each fixed block receives, per block
+of new rows, the list of its ids that block rated, and sends back only those factors (a
+*route*); each block of new rows then maps its ratings to the routed rows, builds its CSR
+and solves all its rows with one batched call. The fixed side's Gramian G is summed on the
+executors per partition and added up in partition order on the driver (k x k numbers).
+No task holds more than one fixed block or more factors than its rows rated, and nothing
+data-sized passes through the driver.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyarrow as pa
@@ -22,33 +29,140 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from walsspark.factors import decode_factors
-from walsspark.recommend import _pack_candidates_fn
+from walsspark.blocks import partition_keys, pkey_column
+from walsspark.cluster import default_parallelism
+from walsspark.factors import binary_views, encode_array, encode_factors
+from walsspark.recommend import MAX_CANDIDATE_BYTES, _features_matrix, _pack_candidates_fn
 from walsspark.solver import CsrBlock, ObjectiveWeights, gramian, solve_block
 
+# New ratings per block of new rows the default block count aims at (as training's).
+TARGET_NEW_RATINGS_PER_BLOCK = 2_000_000
 
-def _project_fn(rank: int, weights: ObjectiveWeights):
-    def project(batches):
+
+def _gramian_fn(rank: int):
+    """mapInArrow function: the partial Gramian of one partition's factor rows."""
+
+    def partial(batches):
+        total = np.zeros((rank, rank), dtype=np.float64)
         for batch in batches:
-            for row in range(batch.num_rows):
-                yield _project_block(batch.slice(row, 1), rank, weights)
+            if batch.num_rows:
+                total += gramian(
+                    _features_matrix(pa.chunked_array([batch.column("features")]), rank)
+                )
+        yield pa.RecordBatch.from_pydict({"gram": [encode_array(total.ravel(), "<f8")]})
+
+    return partial
+
+
+def fixed_gramian(fixed_factors: DataFrame, rank: int) -> np.ndarray:
+    """G = F^T F of a side's per-id factors: partial sums per partition, added in order."""
+    partials = fixed_factors.select("features").mapInArrow(_gramian_fn(rank), "gram binary")
+    total = np.zeros(rank * rank, dtype=np.float64)
+    for row in partials.collect():  # partition order: the same sum on every run
+        total += np.frombuffer(row["gram"], dtype="<f8")
+    return total.reshape(rank, rank)
+
+
+def _route_fn(rank: int, other_type: pa.DataType):
+    """Cogroup function: a fixed block's factors for each block of new rows that rated it."""
+
+    def route(block: pa.Table, requests: pa.Table) -> pa.Table:
+        empty = pa.table(
+            {
+                "rblock": pa.array([], pa.int32()),
+                "cblock": pa.array([], pa.int32()),
+                "route_ids": pa.array([], pa.list_(other_type)),
+                "route_factors": pa.array([], pa.binary()),
+            }
+        )
+        if block.num_rows == 0 or requests.num_rows == 0:
+            return empty  # ids nobody knows, or a block nobody rated
+        ids = block.column("cand_ids")[0].values
+        factors = binary_views(block.column("cand_factors"), "<f4")[0].reshape(-1, rank)
+        rblocks = requests.column("rblock").to_numpy()
+        wanted = pc.fill_null(pc.index_in(requests.column("other"), value_set=ids), -1)
+        wanted = wanted.to_numpy(zero_copy_only=False).astype(np.int64)
+        known = wanted >= 0
+        rows_out, ids_out, factors_out = [], [], []
+        for target in np.unique(rblocks):
+            positions = wanted[(rblocks == target) & known].astype(np.int64)
+            positions = np.unique(positions)  # id order within the block (ids are sorted)
+            if len(positions) == 0:
+                continue
+            rows_out.append(int(target))
+            ids_out.append(ids.take(pa.array(positions)))
+            factors_out.append(encode_factors(factors[positions]))
+        if not rows_out:
+            return empty
+        cblock = int(block.column("cblock")[0].as_py())
+        lengths = np.cumsum([0] + [len(x) for x in ids_out]).astype(np.int32)
+        return pa.table(
+            {
+                "rblock": pa.array(rows_out, pa.int32()),
+                "cblock": pa.array([cblock] * len(rows_out), pa.int32()),
+                "route_ids": pa.ListArray.from_arrays(
+                    pa.array(lengths), pa.concat_arrays(ids_out).cast(other_type)
+                ),
+                "route_factors": pa.array(factors_out, pa.binary()),
+            }
+        )
+
+    return route
+
+
+def _project_fn(rank: int, weights: ObjectiveWeights, gram: np.ndarray, row_type: pa.DataType):
+    """Cogroup function: project one block of new rows against the factors routed to it."""
+
+    def project(ratings: pa.Table, routes: pa.Table) -> pa.Table:
+        if ratings.num_rows == 0:
+            return pa.table(
+                {
+                    "id": pa.array([], row_type),
+                    "features": pa.array([], pa.list_(pa.float32())),
+                    "rated": pa.array([], pa.int64()),
+                }
+            )
+        order = np.argsort(routes.column("cblock").to_numpy(), kind="stable")
+        routes = routes.take(pa.array(order, pa.int64()))
+        pieces = binary_views(routes.column("route_factors"), "<f4")
+        fixed = (
+            np.concatenate([piece.reshape(-1, rank) for piece in pieces])
+            if pieces
+            else np.zeros((0, rank), dtype=np.float32)
+        )
+        # Each rating's column: its id's position in the route of its fixed block, offset
+        # by the routes before it; -1 for ids the model does not know.
+        cblocks = ratings.column("cblock").to_numpy()
+        others = ratings.column("other")
+        cols = np.full(ratings.num_rows, -1, dtype=np.int64)
+        start = 0
+        for index in range(routes.num_rows):
+            ids = routes.column("route_ids")[index].values
+            mask = cblocks == routes.column("cblock")[index].as_py()
+            found = pc.index_in(others.filter(pa.array(mask)), value_set=ids)
+            found = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            cols[mask] = np.where(found >= 0, found + start, -1)
+            start += len(ids)
+        return _solve_rows(ratings, cols, fixed, gram, weights, rank)
 
     return project
 
 
-def _project_block(pair: pa.RecordBatch, rank: int, weights: ObjectiveWeights):
-    fixed_ids = pair.column("cand_ids")[0].values
-    fixed = decode_factors(pair.column("cand_factors")[0].as_py(), rank)
-    ratings = pair.column("ratings")[0].values  # struct<row, other, rating[, confidence]>
-    row_ids = ratings.field("row")
-    targets = ratings.field("rating").to_numpy(zero_copy_only=False)
-    names = [ratings.type.field(i).name for i in range(ratings.type.num_fields)]
+def _solve_rows(
+    ratings: pa.Table,
+    cols: np.ndarray,
+    fixed: np.ndarray,
+    gram: np.ndarray,
+    weights: ObjectiveWeights,
+    rank: int,
+) -> pa.Table:
+    """CSR of one block of new rows (ratings of unknown ids dropped) and its solution."""
+    targets = ratings.column("rating").to_numpy(zero_copy_only=False)
     confidences = None
-    if "confidence" in names:
-        confidences = ratings.field("confidence").to_numpy(zero_copy_only=False)
-    cols = pc.fill_null(pc.index_in(ratings.field("other"), value_set=fixed_ids), -1).to_numpy()
+    if "confidence" in ratings.column_names:
+        confidences = ratings.column("confidence").to_numpy(zero_copy_only=False)
     known = cols >= 0  # ratings of ids the model does not know carry no information here
-    encoded = pc.dictionary_encode(row_ids)
+    encoded = pc.dictionary_encode(ratings.column("row").combine_chunks())
     ids_in_order, rows = encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
     n = len(ids_in_order)
     rows, cols, targets = rows[known], cols[known].astype(np.int32), targets[known]
@@ -58,11 +172,11 @@ def _project_block(pair: pa.RecordBatch, rank: int, weights: ObjectiveWeights):
     if confidences is not None:
         confidences = confidences[known][order].astype(np.float32)
     block = CsrBlock(indptr, cols[order], targets[order].astype(np.float32), confidences)
-    solution = solve_block(block, fixed, gramian(fixed), weights)
+    solution = solve_block(block, fixed, gram, weights)
     features = pa.FixedSizeListArray.from_arrays(
         pa.array(solution.factors.ravel(), pa.float32()), rank
     ).cast(pa.list_(pa.float32()))
-    return pa.RecordBatch.from_pydict(
+    return pa.table(
         {"id": ids_in_order, "features": features, "rated": pa.array(block.counts, pa.int64())}
     )
 
@@ -72,7 +186,9 @@ def project(
     fixed_factors: DataFrame,
     rank: int,
     weights: ObjectiveWeights,
-    num_blocks: int = 2,
+    num_blocks: int | None = None,
+    max_fixed_bytes: int = MAX_CANDIDATE_BYTES,
+    num_fixed: int | None = None,
 ) -> DataFrame:
     """Project new rows against trained factors.
 
@@ -87,8 +203,13 @@ def project(
     rank : int
     weights : ObjectiveWeights
         The objective seen from the rows being projected.
-    num_blocks : int
-        Blocks of new rows (tasks).
+    num_blocks : int, optional
+        Blocks of new rows (tasks); default: the cluster's task slots, more when blocks
+        would exceed :data:`TARGET_NEW_RATINGS_PER_BLOCK` new ratings.
+    max_fixed_bytes : int
+        Upper bound on the factors of one fixed block (as ``recommend``'s candidate bound).
+    num_fixed : int, optional
+        Number of fixed ids when known (the model's metadata); counted otherwise.
 
     Returns
     -------
@@ -96,35 +217,57 @@ def project(
         ``id``, ``features`` array<float>, ``rated`` (ratings of known ids used; a row
         whose rated ids are all unknown to the model gets zero factors).
     """
+    spark = new_ratings.sparkSession
     row_type = new_ratings.schema["row"].dataType.simpleString()
     other_type = fixed_factors.schema["id"].dataType.simpleString()
+    arrow_row = pa.string() if row_type == "string" else pa.int64()
     arrow_other = pa.string() if other_type == "string" else pa.int64()
-    fixed_block = (
-        fixed_factors.withColumn("cblock", F.lit(0))
+    if num_fixed is None:
+        num_fixed = fixed_factors.count()
+    num_fixed_blocks = max(1, math.ceil(num_fixed * rank * 4 / max_fixed_bytes))
+    if num_blocks is None:
+        by_size = math.ceil(new_ratings.count() / TARGET_NEW_RATINGS_PER_BLOCK)
+        num_blocks = max(1, default_parallelism(spark), by_size)
+    gram = fixed_gramian(fixed_factors, rank)
+
+    def fixed_block_of(column: str):
+        return F.pmod(F.xxhash64(F.col(column).cast(other_type)), F.lit(num_fixed_blocks))
+
+    fixed_blocks = (
+        fixed_factors.withColumn("cblock", fixed_block_of("id").cast("int"))
+        .repartition(num_fixed_blocks, "cblock")
         .groupBy("cblock")
         .applyInArrow(
             _pack_candidates_fn(rank, arrow_other),
             f"cblock int, cand_ids array<{other_type}>, cand_factors binary",
         )
     )
-    row_blocks = (
-        new_ratings.withColumn("rblock", F.pmod(F.xxhash64("row"), F.lit(num_blocks)))
-        .groupBy("rblock")
-        .agg(
-            F.collect_list(
-                F.struct(
-                    "row",
-                    F.col("other").cast(other_type).alias("other"),
-                    F.col("rating").cast("float").alias("rating"),
-                    *(
-                        [F.col("confidence").cast("float").alias("confidence")]
-                        if "confidence" in new_ratings.columns
-                        else []
-                    ),
-                )
-            ).alias("ratings")
+    # Block b of new rows under a key that hash partitioning sends to partition b.
+    keys = partition_keys(num_blocks)
+    columns = ["row", F.col("other").cast(other_type).alias("other"), "rating"]
+    if "confidence" in new_ratings.columns:
+        columns.append("confidence")
+    ratings = new_ratings.select(
+        *columns,
+        pkey_column(keys, F.pmod(F.xxhash64("row"), F.lit(num_blocks)).cast("int")).alias("rblock"),
+        fixed_block_of("other").cast("int").alias("cblock"),
+    )
+    requests = ratings.select("rblock", "cblock", "other").distinct()
+    routes = (
+        fixed_blocks.groupBy("cblock")
+        .cogroup(requests.groupBy("cblock"))
+        .applyInArrow(
+            _route_fn(rank, arrow_other),
+            f"rblock int, cblock int, route_ids array<{other_type}>, route_factors binary",
         )
     )
-    return row_blocks.crossJoin(F.broadcast(fixed_block)).mapInArrow(
-        _project_fn(rank, weights), f"id {row_type}, features array<float>, rated long"
+    # Explicit repartitions: AQE would coalesce a plain cogroup's shuffle into one task.
+    return (
+        ratings.repartition(num_blocks, "rblock")
+        .groupBy("rblock")
+        .cogroup(routes.repartition(num_blocks, "rblock").groupBy("rblock"))
+        .applyInArrow(
+            _project_fn(rank, weights, gram, arrow_row),
+            f"id {row_type}, features array<float>, rated long",
+        )
     )

@@ -273,10 +273,12 @@ def recommend(
 
     cand_schema = f"cblock int, cand_ids array<{cand_type}>, cand_factors binary"
     if num_cand_blocks == 1:
-        # One block: a single task packs all candidates, no shuffle.
+        # One block: a single task packs all candidates. repartition(1), not coalesce(1):
+        # coalesce would pull whatever computes the factors (a Parquet scan, a join) into
+        # that one task; the shuffle keeps it parallel and moves only the small factors.
         cand_blocks = (
             candidate_factors.withColumn("cblock", F.lit(0))
-            .coalesce(1)
+            .repartition(1)
             .mapInArrow(_pack_all_candidates_fn(rank, c_arrow), cand_schema)
         )
     else:
@@ -453,7 +455,8 @@ def recommend_from_blocks(
     )
     several = num_candidates * rank * 4 > max_candidate_bytes
     if not several:
-        candidates = candidates.coalesce(1).mapInArrow(
+        # repartition(1), not coalesce(1), for the reason given in recommend().
+        candidates = candidates.repartition(1).mapInArrow(
             _merge_blocks_fn(rank, _arrow_type(cand_type)),
             f"cblock int, cand_ids array<{cand_type}>, cand_factors binary",
         )

@@ -24,7 +24,6 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     """Read new ratings, project them, write ``factors/`` (and ``recommendations/``)."""
     from pyspark.sql import functions as F
 
-    from walsspark.cluster import default_parallelism
     from walsspark.duplicates import resolve_duplicates
     from walsspark.model import WALSModel, parquet_writer
     from walsspark.params import parse_weight_scheme
@@ -86,7 +85,8 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     new = entries.select(
         F.col(row).alias("row"), F.col(other).alias("other"), "rating", *confidence
     ).cache()
-    factors = project(new, fixed, model.rank, weights, default_parallelism(spark)).cache()
+    num_fixed = data.get("num_items" if by_users else "num_users")
+    factors = project(new, fixed, model.rank, weights, num_fixed=num_fixed).cache()
     tables = {"factors": factors}
     if args.k is not None:
         seen = new.select(F.col("row").alias("query"), F.col("other").alias("candidate"))
