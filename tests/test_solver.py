@@ -212,3 +212,40 @@ def test_cg_solves_rows_longer_than_a_chunk_exactly(monkeypatch):
     cg = solver.solve_block_cg(block, items, gramian(items), weights, start, steps=1)
     np.testing.assert_allclose(cg.factors, exact.factors, rtol=1e-4, atol=1e-5)
     assert cg.observed_loss == pytest.approx(exact.observed_loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["exact", "cg"])
+def test_a_very_heavy_row_keeps_memory_bounded_by_the_chunk(method):
+    """A row holding most of a block's entries (a power user, a blockbuster item) is
+    accumulated slice by slice: the solve's extra memory grows with the block's entries
+    by a few numbers each, not by a padded (row x length x rank) copy of the row."""
+    import tracemalloc
+
+    rank, heavy = 64, 300_000
+    rng = np.random.default_rng(5)
+    m = 50_000
+    items = rng.standard_normal((m, rank)).astype(np.float32)
+    light_rows = np.repeat(np.arange(1, 201), 5)
+    rows = np.concatenate([np.zeros(heavy, dtype=np.int64), light_rows])
+    cols = np.concatenate([rng.integers(0, m, heavy), rng.integers(0, m, len(light_rows))]).astype(
+        np.int64
+    )
+    values = rng.integers(1, 6, len(rows)).astype(np.float64)
+    block = csr_of(rows, cols, values, 201)
+    weights = ObjectiveWeights(0.1, 0.1, 1.0)
+    gram = gramian(items)
+    start = np.zeros((201, rank), dtype=np.float32)
+    tracemalloc.start()
+    if method == "exact":
+        solution = solve_block(block, items, gram, weights)
+    else:
+        solution = solver.solve_block_cg(block, items, gram, weights, start, 3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    nnz = len(rows)
+    # A padded copy of the heavy row alone would take heavy * rank * 4 = 77 MB; the bound
+    # allows the per-entry arrays of the block (weights, row of each entry: ~40 bytes per
+    # entry), two copies of the routed factors and a few chunks.
+    bound = 40 * nnz + 2 * items.nbytes + 8 * solver.MAX_CHUNK_FLOATS * 4
+    assert peak < bound, (peak, bound)
+    assert np.all(np.isfinite(solution.factors)) and np.any(solution.factors[0] != 0)

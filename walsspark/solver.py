@@ -423,8 +423,10 @@ def solve_block_cg(
     reg = row_regularization(counts, weights)
     w0 = weights.unobserved_weight
     w0_gram = w0 * np.asarray(other_gramian, dtype=np.float64)
-    w_obs = observed_weights(block, weights).astype(np.float64)
-    other_padded = np.vstack([other.astype(np.float64), np.zeros((1, k))])
+    # float32 operands, each chunk's rows cast to float64 as they are gathered: a float64
+    # copy of the routed factors would double the task's largest array.
+    operands = BlockOperands.of(block, other, weights)
+    w_obs, other_padded = operands.w_obs, operands.other_padded
     zero_row = len(other)
     factors = np.zeros((block.n_rows, k), dtype=np.float32)
     observed, regularization = 0.0, 0.0
@@ -446,8 +448,8 @@ def solve_block_cg(
             rows = positions[first : first + step]
             valid = offsets[None, :] < counts[rows][:, None]
             entry = np.where(valid, block.indptr[rows][:, None] + offsets[None, :], 0)
-            v = other_padded[np.where(valid, block.cols[entry], zero_row)]  # (b, L, k)
-            w = np.where(valid, w_obs[entry], 0.0)
+            v = other_padded[np.where(valid, block.cols[entry], zero_row)].astype(np.float64)
+            w = np.where(valid, w_obs[entry], 0.0).astype(np.float64)
             a = np.where(valid, block.targets[entry], 0.0)
             system = _RowSystems(v, np.where(valid, w - w0, 0.0), reg[rows][:, None], w0_gram)
             rhs = np.matmul((w * a)[:, None, :], v)[:, 0, :]
