@@ -112,6 +112,32 @@ def test_result_does_not_depend_on_block_count(spark):
         np.testing.assert_allclose(items, results[0][1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("solver", ["exact", "cg"])
+def test_reduced_and_routed_gramians_give_the_same_bytes(spark, monkeypatch, solver):
+    """Few blocks: the Gramians ride on the routes; many: they are reduced once per
+    half-sweep. Both add the block Gramians in block order, so the factors and losses are
+    bitwise the same (7 x 5 blocks over 40 x 25 ids: empty routes and empty blocks)."""
+    from walsspark import train
+
+    rows, cols, values, n, m = make_ratings(seed=6, n=40, m=25)
+    ratings = ratings_frame(spark, rows, cols, values).cache()
+    params = WALSParams(rank=4, sweeps=3, num_user_blocks=7, num_item_blocks=5, solver=solver)
+    results = []
+    for routed_bytes in (train.ROUTED_GRAMIAN_BYTES, 0):
+        monkeypatch.setattr(train, "ROUTED_GRAMIAN_BYTES", routed_bytes)
+        assert train.gramians_on_routes(7, 5, 4) == (routed_bytes > 0)
+        trained = fit(spark, ratings, params)
+        results.append(
+            (
+                [r.loss for r in trained.history],
+                sorted(trained.user_factors().collect()),
+                sorted(trained.item_factors().collect()),
+            )
+        )
+        trained.release()
+    assert results[0] == results[1]
+
+
 def test_more_blocks_than_ids(spark):
     # 3 users and 2 items in 5 blocks per side: most blocks are empty.
     ratings = spark.createDataFrame(

@@ -54,6 +54,20 @@ def default_parallelism(spark) -> int:
     value = conf_value(spark, "spark.default.parallelism")
     if value and value.isdigit() and int(value) > 0:
         return int(value)
+    # Asked at start-up (after the executors registered) and again by every layout: the
+    # EXPLAIN is a query of its own (0.4 s), so a session's answer is kept.
+    known = _SLOTS_BY_SESSION.get(id(spark))
+    if known is not None and known[0] is spark:
+        return known[1]
+    slots = _explained_parallelism(spark)
+    _SLOTS_BY_SESSION[id(spark)] = (spark, slots)
+    return slots
+
+
+_SLOTS_BY_SESSION: dict[int, tuple[object, int]] = {}
+
+
+def _explained_parallelism(spark) -> int:
     try:
         plan = "\n".join(row[0] for row in spark.sql("EXPLAIN SELECT id FROM range(2)").collect())
     except Exception:  # noqa: BLE001 - a managed runtime may refuse EXPLAIN

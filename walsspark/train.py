@@ -6,10 +6,13 @@ A sweep is a row (user) half-sweep followed by a column (item) half-sweep. A hal
    (source block, destination block that needs some of its rows): the factors the
    destination needs, already in the destination CSR's column order (the routes were fixed
    once by ``blocks``). Only these rows are shuffled, each to its destination's partition.
-2. The fixed side's k x k Gramian G = sum over its blocks of F_b^T F_b is reduced once:
-   the block rows' Gramians go to one task, which adds them up in block order (the same
-   bytes whatever order they arrive in) and sends the sum, one *Gramian row*, to every
-   block of the solving side.
+2. The fixed side's k x k Gramian G = sum over its blocks of F_b^T F_b: with few blocks
+   every route carries its source block's Gramian, routes go to every block, and each
+   task adds up what it receives; with many (when B_users * B_items Gramians would exceed
+   :data:`ROUTED_GRAMIAN_BYTES`) it is reduced once: the block rows' Gramians go to one
+   task, which sends the sum, one *Gramian row*, to every block of the solving side.
+   Either way the Gramians are added in block order: the same bytes whatever order they
+   arrive in.
 3. Rating blocks and routed factors are cogrouped by partition key
    (``groupBy().cogroup().applyInArrow``): every task solves one whole block with
    :func:`walsspark.solver.solve_block` (or, with ``solver="cg"``,
@@ -21,9 +24,10 @@ A sweep is a row (user) half-sweep followed by a column (item) half-sweep. A hal
    block per sweep. No factor matrix, and no Gramian, reaches the driver.
 
 Shuffled per half-sweep: the routed factors (each needed factor once per block needing it)
-and B_fixed + B_solving Gramians of k^2 float64 (32 KB each at rank 64); routing each
-block's Gramian to every block, as an earlier version did, cost B_fixed * B_solving of them
-(32 MB at 32 x 32 blocks, 2 GB at 256 x 256), which made large block counts impractical.
+and the Gramians (k^2 float64, 32 KB at rank 64). Routed with the factors they cost
+B_fixed * B_solving of them (128 KB at 2 x 2 blocks, 2 GB at 256 x 256); reduced, B_fixed +
+B_solving, but the reduction is a stage of its own (measured on ML-1M, 2 x 2 blocks, rank
+64: 1.27 s a sweep against 0.9 s with routed Gramians). Hence the threshold.
 
 The loss after a sweep needs no dense product: the item half-sweep's tasks hold, for every
 observed entry, both the user factors and the new item factors, so each item block
@@ -100,6 +104,17 @@ _SOLVED_ARROW_SCHEMA = pa.schema(
 # What a block's held-out pairs add up to: pairs scored, sum of squared errors, of absolute
 # errors, of W-weighted squared errors, of the weights W.
 HOLDOUT_SUMS = ("count", "squared", "absolute", "weighted", "weight")
+# Up to this many bytes of Gramians per half-sweep (B_users * B_items * k^2 * 8) they ride
+# on the routes; beyond, they are reduced once per half-sweep (see the module docstring).
+ROUTED_GRAMIAN_BYTES = 16 * 1024 * 1024
+
+
+def gramians_on_routes(num_user_blocks: int, num_item_blocks: int, rank: int) -> bool:
+    """Whether the routes carry their block's Gramian (few blocks) or the Gramian is
+    reduced once per half-sweep (many)."""
+    return num_user_blocks * num_item_blocks * rank * rank * 8 <= ROUTED_GRAMIAN_BYTES
+
+
 # Ratings per block the default block count aims at: a block's CSR and padded work arrays
 # stay within a few hundred MB of task memory.
 TARGET_RATINGS_PER_BLOCK = 2_000_000
@@ -167,33 +182,39 @@ def _solved_table(
     loss: float,
     regularization: float,
     holdout: np.ndarray | None = None,
+    gram_on_routes: bool = False,
 ) -> pa.Table:
     """The block row and the route rows of a freshly computed factor block.
 
-    The block row carries the block's Gramian (reduced by the next half-sweep) and loss
-    terms; a route row the factors one block of the other side needs. Routes a block of
-    the other side does not need (no shared ratings) are not emitted.
+    The block row carries the block's Gramian and loss terms; a route row the factors one
+    block of the other side needs. With ``gram_on_routes`` there is a route to every block
+    of the other side, each carrying the Gramian; otherwise only to the blocks that need
+    some of this block's rows (share ratings with it), and the Gramian is reduced from
+    the block rows.
     """
     dst_pkeys = block_row["route_dst_pkeys"]
     offsets = block_row["route_offsets"]
     indices = block_row["route_indices"]
-    non_empty = np.flatnonzero(np.diff(offsets) > 0)
-    routes = [encode_factors(factors[indices[offsets[r] : offsets[r + 1]]]) for r in non_empty]
+    lengths = np.diff(offsets)
+    targets = np.arange(len(dst_pkeys)) if gram_on_routes else np.flatnonzero(lengths > 0)
+    routes = [encode_factors(factors[indices[offsets[r] : offsets[r + 1]]]) for r in targets]
     n_rows = len(routes) + 1
-    # The regularization sum rides on the first route only, so that the blocks of the other
-    # side, adding up what they receive, count it exactly once (a block with ratings always
-    # has a route: whoever rated its rows needs them).
+    # The regularization sum rides on the first non-empty route only, so that the blocks of
+    # the other side, adding up what they receive, count it exactly once (a block with
+    # ratings always has a route: whoever rated its rows needs them).
     route_regularization = [0.0] * len(routes)
-    if routes:
-        route_regularization[0] = regularization
+    non_empty = np.flatnonzero(lengths[targets] > 0)
+    if len(non_empty):
+        route_regularization[int(non_empty[0])] = regularization
     gram = encode_array(gramian(factors).ravel(), "<f8")
+    route_gram = gram if gram_on_routes else None
     return pa.table(
         {
             "kind": pa.array([BLOCK_ROW] + [ROUTE_ROW] * len(routes), pa.int8()),
             "block": pa.array([block] * n_rows, pa.int32()),
-            "dst_pkey": pa.array([-1, *dst_pkeys[non_empty].tolist()], pa.int32()),
+            "dst_pkey": pa.array([-1, *dst_pkeys[targets].tolist()], pa.int32()),
             "factors": pa.array([encode_factors(factors), *routes], pa.binary()),
-            "gram": pa.array([gram] + [None] * len(routes), pa.binary()),
+            "gram": pa.array([gram] + [route_gram] * len(routes), pa.binary()),
             "loss": pa.array([loss] + [0.0] * len(routes), pa.float64()),
             "regularization": pa.array([regularization, *route_regularization], pa.float64()),
             "holdout": pa.array(
@@ -223,7 +244,7 @@ _BLOCK_ROW_ARRAYS = {
 }
 
 
-def _initial_fn(rank: int):
+def _initial_fn(rank: int, gram_on_routes: bool):
     """mapInArrow function: initial factor blocks (and their routes) from the id hashes."""
 
     def init(batches):
@@ -233,17 +254,17 @@ def _initial_fn(rank: int):
                 row = first_row_views(table.slice(index, 1), _BLOCK_ROW_ARRAYS)
                 factors = initial_factors(row["init_hashes"], rank)
                 block = int(table.column("block")[index].as_py())
-                yield from _solved_table(row, block, factors, 0.0, 0.0).to_batches()
+                solved = _solved_table(row, block, factors, 0.0, 0.0, None, gram_on_routes)
+                yield from solved.to_batches()
 
     return init
 
 
-def initial_factor_blocks(side: SideLayout, rank: int) -> DataFrame:
+def initial_factor_blocks(side: SideLayout, rank: int, gram_on_routes: bool = False) -> DataFrame:
     """Initial factors of a side, as a half-sweep's output (blocks and routes)."""
     fields = ["block", *_BLOCK_ROW_ARRAYS]
-    return _materialize(
-        side.rating_blocks.select(*fields).mapInArrow(_initial_fn(rank), SOLVED_SCHEMA)
-    )
+    initial = _initial_fn(rank, gram_on_routes)
+    return _materialize(side.rating_blocks.select(*fields).mapInArrow(initial, SOLVED_SCHEMA))
 
 
 def csr_from_row(row: dict, prefix: str = "") -> CsrBlock:
@@ -329,12 +350,19 @@ def _routed_factors(routed: pa.Table, rank: int) -> np.ndarray:
     return other
 
 
-def _solve_fn(rank: int, weights: ObjectiveWeights, solver: str = "exact", cg_steps: int = 3):
+def _solve_fn(
+    rank: int,
+    weights: ObjectiveWeights,
+    solver: str = "exact",
+    cg_steps: int = 3,
+    gram_on_routes: bool = False,
+):
     """Cogroup function: solve one rating block against the factors routed to it.
 
-    Receives the route rows for the block, the fixed side's Gramian (one Gramian row) and,
-    with ``solver="cg"``, the block's own factors of the last sweep (a ``BLOCK_ROW``) as
-    the conjugate gradient's starting point.
+    Receives the route rows for the block, the fixed side's Gramian (one Gramian row, or
+    one Gramian per route with ``gram_on_routes``) and, with ``solver="cg"``, the block's
+    own factors of the last sweep (a ``BLOCK_ROW``) as the conjugate gradient's starting
+    point.
     """
 
     def solve(ratings: pa.Table, received: pa.Table) -> pa.Table:
@@ -347,8 +375,7 @@ def _solve_fn(rank: int, weights: ObjectiveWeights, solver: str = "exact", cg_st
         kinds = received.column("kind").to_numpy()
         routed = received.filter(pa.array(kinds == ROUTE_ROW))
         other = _routed_factors(routed, rank)
-        gram_row = received.filter(pa.array(kinds == GRAM_ROW))
-        fixed_gram = binary_views(gram_row.column("gram"), "<f8")[0].reshape(rank, rank)
+        fixed_gram = _fixed_gramian(received.filter(pa.array(kinds != BLOCK_ROW)), rank)
         previous = received.filter(pa.array(kinds == BLOCK_ROW))
         if solver == "cg" and previous.num_rows:
             start = binary_views(previous.column("factors"), "<f4")[0].reshape(-1, rank)
@@ -371,10 +398,29 @@ def _solve_fn(rank: int, weights: ObjectiveWeights, solver: str = "exact", cg_st
             scored = holdout_sums(pairs, solution.factors, other, weights)
         number = int(ratings.column("block")[0].as_py())
         return _solved_table(
-            row, number, solution.factors, loss, solution.regularization_loss, scored
+            row,
+            number,
+            solution.factors,
+            loss,
+            solution.regularization_loss,
+            scored,
+            gram_on_routes,
         )
 
     return solve
+
+
+def _fixed_gramian(rows: pa.Table, rank: int) -> np.ndarray:
+    """The fixed side's Gramian from the received Gramian row, or from the Gramians the
+    routes carried (one per source block, added in block order)."""
+    kinds = rows.column("kind").to_numpy()
+    grams = binary_views(rows.column("gram"), "<f8")
+    if np.any(kinds == GRAM_ROW):
+        return grams[int(np.flatnonzero(kinds == GRAM_ROW)[0])].reshape(rank, rank)
+    total = np.zeros(rank * rank, dtype=np.float64)
+    for index in np.argsort(rows.column("block").to_numpy(), kind="stable"):
+        total += grams[index]
+    return total.reshape(rank, rank)
 
 
 def _gramian_total_fn(dst_pkeys: list[int], rank: int):
@@ -417,30 +463,34 @@ def half_sweep(
     rank: int,
     previous: DataFrame | None = None,
     cg_steps: int = 3,
+    gram_on_routes: bool = False,
 ) -> DataFrame:
     """Solve every block of ``solving`` against the other side's last output (lazy).
 
     Only the route rows of ``fixed_solved`` are shuffled, each to the one block that needs
-    it, with one Gramian row per block; the rating blocks are already partitioned by
-    ``pkey`` and do not move. With ``previous`` (the side's own last output) the blocks are
-    solved by conjugate gradient from their previous factors, each block row sent back to
-    its own block.
+    it, with the Gramians (on the routes, or reduced into one Gramian row per block: see
+    :func:`gramians_on_routes`, which must have decided ``fixed_solved`` too); the rating
+    blocks are already partitioned by ``pkey`` and do not move. With ``previous`` (the
+    side's own last output) the blocks are solved by conjugate gradient from their previous
+    factors, each block row sent back to its own block.
     """
     columns = ["kind", "dst_pkey", "block", "factors", "gram", "regularization"]
-    routes = fixed_solved.filter(F.col("kind") == ROUTE_ROW).select(*columns)
-    gram_total = (
-        fixed_solved.filter(F.col("kind") == BLOCK_ROW)
-        .select("block", "gram")
-        .groupBy(F.lit(0).alias("all"))
-        .applyInArrow(_gramian_total_fn(solving.pkeys, rank), _ROUTED_SCHEMA)
-    )
-    routed = routes.unionByName(gram_total)
+    routed = fixed_solved.filter(F.col("kind") == ROUTE_ROW).select(*columns)
+    if not gram_on_routes:
+        gram_total = (
+            fixed_solved.filter(F.col("kind") == BLOCK_ROW)
+            .select("block", "gram")
+            .groupBy(F.lit(0).alias("all"))
+            .applyInArrow(_gramian_total_fn(solving.pkeys, rank), _ROUTED_SCHEMA)
+        )
+        routed = routed.unionByName(gram_total)
     if previous is not None:
         own = previous.filter(F.col("kind") == BLOCK_ROW).withColumn(
             "dst_pkey", pkey_column(solving.pkeys, "block")
         )
         routed = routed.unionByName(own.select(*columns))
-    solve = _solve_fn(rank, weights, "exact" if previous is None else "cg", cg_steps)
+    solver = "exact" if previous is None else "cg"
+    solve = _solve_fn(rank, weights, solver, cg_steps, gram_on_routes)
     return (
         solving.rating_blocks.select("pkey", "block", *_BLOCK_ROW_ARRAYS)
         .groupBy("pkey")
@@ -548,11 +598,12 @@ def fit(
     item_weights = user_weights.swapped()
 
     reliable_dir = checkpoint_dir(spark)
-    item_blocks = initial_factor_blocks(items, rank)
+    on_routes = gramians_on_routes(num_user_blocks, num_item_blocks, rank)
+    item_blocks = initial_factor_blocks(items, rank, on_routes)
     cg = params.solver == "cg"
     # CG starts every block from its last factors: the users' first start is their
     # initial factors (a function of seed and id, like the items').
-    user_blocks = initial_factor_blocks(users, rank) if cg else None
+    user_blocks = initial_factor_blocks(users, rank, on_routes) if cg else None
     history: list[SweepRecord] = []
     for sweep in range(1, params.sweeps + 1):
         sweep_start = time.perf_counter()
@@ -561,11 +612,15 @@ def fit(
         reliable = reliable_dir is not None and sweep % params.checkpoint_interval == 0
         previous_users, previous_items = (user_blocks, item_blocks) if cg else (None, None)
         user_blocks = _materialize(
-            half_sweep(users, item_blocks, user_weights, rank, previous_users, params.cg_steps),
+            half_sweep(
+                users, item_blocks, user_weights, rank, previous_users, params.cg_steps, on_routes
+            ),
             reliable,
         )
         item_blocks = _materialize(
-            half_sweep(items, user_blocks, item_weights, rank, previous_items, params.cg_steps),
+            half_sweep(
+                items, user_blocks, item_weights, rank, previous_items, params.cg_steps, on_routes
+            ),
             reliable,
         )
         # One Spark job per sweep: collecting the item half-sweep's loss runs both halves.
