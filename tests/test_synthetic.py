@@ -7,7 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from walsspark.errors import InputError
 from walsspark.synthetic import DEFAULT_SIZE, synthetic_ratings, write_ratings_parquet
+from walsspark.synthetic_scale import ml20m_like_size, synthetic_ratings_part
 
 # Small enough that the least-squares check below runs in well under a second.
 SMALL = dict(num_users=300, num_items=200, rank=4, mean_ratings_per_user=30.0, seed=7)
@@ -203,3 +205,117 @@ def test_low_rank_check_fails_without_user_item_structure(small_table):
     rmse = _heldout_rmse(control, rank=SMALL["rank"])
     assert rmse["low_rank"] > 0.95 * rmse["item_means"], rmse
     assert rmse["low_rank"] > 0.95 * rmse["biases"], rmse
+
+
+# ----------------------------------------------------------------------------------------
+# The chunked generator (synthetic_ratings_part): parts made independently, one set
+# ----------------------------------------------------------------------------------------
+
+CHUNKED = dict(num_users=3000, num_items=2000, rank=6, mean_ratings_per_user=30.0, seed=11)
+NUM_PARTS = 4
+
+
+@pytest.fixture(scope="module")
+def parts() -> list[pa.Table]:
+    return [synthetic_ratings_part(**CHUNKED, part=p, num_parts=NUM_PARTS) for p in range(4)]
+
+
+def test_parts_are_deterministic_and_seeded_by_part(parts):
+    again = synthetic_ratings_part(**CHUNKED, part=2, num_parts=NUM_PARTS)
+    assert again.equals(parts[2])
+    other_seed = synthetic_ratings_part(**{**CHUNKED, "seed": 12}, part=2, num_parts=NUM_PARTS)
+    assert not other_seed.equals(parts[2])
+    # Parts are not copies of one another shifted in user id: their activity differs.
+    sizes = {t.num_rows for t in parts}
+    assert len(sizes) == NUM_PARTS
+
+
+def test_parts_are_disjoint_in_users_and_cover_them_all(parts):
+    user_sets = [set(t.column("user_id").to_numpy().tolist()) for t in parts]
+    for a in range(NUM_PARTS):
+        for b in range(a + 1, NUM_PARTS):
+            assert not user_sets[a] & user_sets[b]
+    assert set().union(*user_sets) == set(range(1, CHUNKED["num_users"] + 1))
+
+
+def test_union_has_the_requested_size_and_no_repeated_pair(parts):
+    table = pa.concat_tables(parts)
+    expected = CHUNKED["num_users"] * CHUNKED["mean_ratings_per_user"]
+    assert abs(table.num_rows - expected) < 0.02 * expected
+    users, items, _, _ = _columns(table)
+    pairs = np.unique(np.stack([users, items], axis=1), axis=0)
+    assert len(pairs) == table.num_rows
+
+
+def test_part_ids_ratings_and_timestamps_in_range(parts):
+    for table in parts:
+        assert table.schema == synthetic_ratings(**SMALL).schema
+        users, items, ratings, timestamps = _columns(table)
+        assert users.min() >= 1 and users.max() <= CHUNKED["num_users"]
+        assert items.min() >= 1 and items.max() <= 3 * CHUNKED["num_items"]
+        assert set(np.unique(ratings).tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+        assert np.unique(users, return_counts=True)[1].min() >= 5
+        assert np.all(np.diff(users) >= 0), "rows are grouped by user"
+        assert np.all(np.diff(timestamps)[np.diff(users) == 0] > 0)
+
+
+def test_parts_share_one_catalogue_and_the_star_shares(parts):
+    # The item side comes from the seed alone: every part has the same most popular item,
+    # draws its items from one catalogue, and its stars from the same cuts.
+    top = [np.bincount(t.column("item_id").to_numpy()).argmax() for t in parts]
+    assert len(set(top)) == 1
+    catalogue = [set(t.column("item_id").to_numpy().tolist()) for t in parts]
+    assert len(catalogue[0] & catalogue[1]) > 0.5 * len(catalogue[0] | catalogue[1])
+    table = pa.concat_tables(parts)
+    ratings = table.column("rating").to_numpy().astype(np.int64)
+    shares = np.bincount(ratings, minlength=6)[1:] / ratings.size
+    np.testing.assert_allclose(shares, [0.061, 0.114, 0.271, 0.342, 0.212], atol=0.03)
+
+
+def test_part_popularity_and_activity_are_heavy_tailed(parts):
+    table = pa.concat_tables(parts)
+    users, items, _, _ = _columns(table)
+    counts = np.sort(np.unique(items, return_counts=True)[1])[::-1]
+    assert counts[: counts.size // 10].sum() / counts.sum() > 0.35
+    per_user = np.unique(users, return_counts=True)[1]
+    assert per_user.max() > 8 * np.median(per_user)
+
+
+def test_planted_low_rank_signal_is_recoverable_from_one_part():
+    table = synthetic_ratings_part(**{**SMALL, "num_users": 600}, part=1, num_parts=2)
+    rmse = _heldout_rmse(table, rank=SMALL["rank"])
+    assert rmse["low_rank"] < 0.85 * rmse["biases"], rmse
+
+
+def test_more_parts_than_users_gives_empty_parts():
+    tables = [
+        synthetic_ratings_part(**{**CHUNKED, "num_users": 3}, part=p, num_parts=5) for p in range(5)
+    ]
+    assert [t.num_rows > 0 for t in tables].count(True) == 3
+    assert all(t.schema == tables[0].schema for t in tables)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(part=-1),
+        dict(part=NUM_PARTS),
+        dict(num_parts=0),
+        dict(seed=-1),
+        dict(num_items=9),
+        dict(mean_ratings_per_user=4.0),
+    ],
+)
+def test_part_invalid_arguments_are_rejected(kwargs):
+    with pytest.raises(InputError):
+        synthetic_ratings_part(**{**CHUNKED, "part": 0, "num_parts": NUM_PARTS, **kwargs})
+
+
+def test_ml20m_like_size_keeps_the_activity_and_grows_the_catalogue():
+    full = ml20m_like_size(13_300_000)
+    assert full == {"num_users": 138_542, "num_items": 27_000, "mean_ratings_per_user": 96.0}
+    small = ml20m_like_size(1_000_000)
+    assert small["num_users"] * small["mean_ratings_per_user"] == pytest.approx(1e6, rel=1e-3)
+    assert 3_000 < small["num_items"] < 7_000
+    with pytest.raises(InputError):
+        ml20m_like_size(10)

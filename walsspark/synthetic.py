@@ -120,22 +120,7 @@ def synthetic_ratings(
     >>> table.column_names
     ['user_id', 'item_id', 'rating', 'timestamp']
     """
-    max_per_user = num_items // 2
-    if num_users < 1:
-        raise InputError(f"num_users must be at least 1, got {num_users}")
-    if rank < 1:
-        raise InputError(f"rank must be at least 1, got {rank}")
-    if max_per_user < MIN_RATINGS_PER_USER:
-        raise InputError(
-            f"num_items must be at least {2 * MIN_RATINGS_PER_USER} so every user can have "
-            f"{MIN_RATINGS_PER_USER} ratings, got {num_items}"
-        )
-    if not MIN_RATINGS_PER_USER <= mean_ratings_per_user <= max_per_user:
-        raise InputError(
-            f"mean_ratings_per_user must be between {MIN_RATINGS_PER_USER} and "
-            f"num_items // 2 = {max_per_user}, got {mean_ratings_per_user}"
-        )
-
+    max_per_user = _check_sizes(num_users, num_items, rank, mean_ratings_per_user)
     rng = np.random.default_rng(seed)
 
     # Popularity rank is shuffled against the id so ids carry no information about popularity,
@@ -281,3 +266,23 @@ def _timestamps(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
     cumulative = np.cumsum(gaps)
     within_user = cumulative - np.repeat(cumulative[offsets], counts)
     return np.repeat(starts, counts) + within_user
+
+
+def _check_sizes(num_users: int, num_items: int, rank: int, mean_ratings_per_user: float) -> int:
+    """Raise :class:`InputError` for sizes no generator accepts; return the per-user cap."""
+    max_per_user = num_items // 2
+    if num_users < 1:
+        raise InputError(f"num_users must be at least 1, got {num_users}")
+    if rank < 1:
+        raise InputError(f"rank must be at least 1, got {rank}")
+    if max_per_user < MIN_RATINGS_PER_USER:
+        raise InputError(
+            f"num_items must be at least {2 * MIN_RATINGS_PER_USER} so every user can have "
+            f"{MIN_RATINGS_PER_USER} ratings, got {num_items}"
+        )
+    if not MIN_RATINGS_PER_USER <= mean_ratings_per_user <= max_per_user:
+        raise InputError(
+            f"mean_ratings_per_user must be between {MIN_RATINGS_PER_USER} and "
+            f"num_items // 2 = {max_per_user}, got {mean_ratings_per_user}"
+        )
+    return max_per_user
