@@ -147,6 +147,7 @@ class ForeignCpuMonitor:
         self._ticks = os.sysconf("SC_CLK_TCK") if self.available else 100
         self._total = 0
         self._seen: dict[tuple[int, int], int] = {}  # (pid, start time) -> CPU ticks
+        self._ours: set[tuple[int, int]] = set()  # (pid, start time) of our process tree
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -212,9 +213,13 @@ class ForeignCpuMonitor:
                 if ppid in ours and pid not in ours:
                     ours.add(pid)
                     grew = True
+        # A process once ours stays ours: the Spark JVM outlives the Python that started
+        # it by a moment and is re-parented to init, where it would count as foreign with
+        # all its CPU time.
+        self._ours.update((pid, table[pid][1]) for pid in ours if pid in table)
         seen = {}
         for pid, (_, started, ticks) in table.items():
-            if pid in ours:
+            if pid in ours or (pid, started) in self._ours:
                 continue
             key = (pid, started)
             seen[key] = ticks

@@ -152,6 +152,21 @@ def _sorted_positions(values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     return distinct, positions.astype(np.int64)
 
 
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of an int64 array, ascending.
+
+    A sort and a comparison of neighbours: for millions of mostly distinct keys this took
+    0.12 s where ``np.unique`` (hash-based in numpy 2.4) took 2.2 s.
+    """
+    ordered = np.sort(keys)
+    if len(ordered) == 0:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def _csr_fields(
     prefix: str,
     rows: np.ndarray,
@@ -161,7 +176,9 @@ def _csr_fields(
     n_rows: int,
 ) -> dict[str, pa.Array]:
     """A CSR (entries sorted by row, then column) as the block row's binary fields."""
-    order = np.lexsort((cols, rows))
+    # One int64 key per entry (row, column < 2^31): argsort of it took 0.25 s for 1.9M
+    # entries, lexsort of the two columns 0.66 s.
+    order = np.argsort((rows.astype(np.int64) << 32) | cols.astype(np.int64), kind="stable")
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     return {
@@ -211,7 +228,7 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int], holdout_role: str |
 
         # Needed list in (other block, other id) order; the CSR columns index into it.
         needed_from = held | train if holdout_role == "score" else train
-        needed = np.unique(pair_keys[needed_from])
+        needed = _sorted_unique(pair_keys[needed_from])
         cols = np.searchsorted(needed, pair_keys).astype(np.int32)
         needed_ids = other_ids.take(pa.array(needed & 0xFFFFFFFF))
 
@@ -229,7 +246,7 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int], holdout_role: str |
         # Outgoing routes to the blocks of the other side that need rows of this one: the
         # rows each needs, in id order.
         route_from = held | train if holdout_role == "send" else train
-        route_keys = np.unique((other_block[route_from] << 32) | rows[route_from])
+        route_keys = _sorted_unique((other_block[route_from] << 32) | rows[route_from])
         route_blocks = route_keys >> 32
         route_rows = (route_keys & 0xFFFFFFFF).astype(np.int32)
         num_other = len(other_pkeys)

@@ -48,16 +48,19 @@ def conf_value(spark, key: str) -> str | None:
         return None
 
 
-def default_parallelism(spark) -> int:
+def default_parallelism(spark, refresh: bool = False) -> int:
     """Task slots of the cluster: ``spark.default.parallelism``, else Spark's own default
-    parallelism (the splits of a ``range``), else 2."""
+    parallelism (the splits of a ``range``), else 2.
+
+    The answer is kept per session; ``refresh`` asks again (the executors of a cluster
+    register after the application starts, so the count grows at first)."""
     value = conf_value(spark, "spark.default.parallelism")
     if value and value.isdigit() and int(value) > 0:
         return int(value)
     # Asked at start-up (after the executors registered) and again by every layout: the
     # EXPLAIN is a query of its own (0.4 s), so a session's answer is kept.
     known = _SLOTS_BY_SESSION.get(id(spark))
-    if known is not None and known[0] is spark:
+    if known is not None and known[0] is spark and not refresh:
         return known[1]
     slots = _explained_parallelism(spark)
     _SLOTS_BY_SESSION[id(spark)] = (spark, slots)
@@ -190,8 +193,8 @@ def log_cluster(spark) -> int:
     if master.startswith(("spark://", "yarn", "k8s://", "mesos://")):
         # First, so that executors are running (and counted) when the task slots are read:
         # a standalone master starts its executors after the application registers.
-        pythons = executor_pythons(spark, max(2, default_parallelism(spark)))
-    slots = default_parallelism(spark)
+        pythons = executor_pythons(spark, max(2, default_parallelism(spark, refresh=True)))
+    slots = default_parallelism(spark, refresh=True)
     # (Asking a local master for its executors only earns a warning from Spark.)
     count = None if master.startswith("local") else executor_count(spark)
     hosts = sorted({python.host for python in pythons or []})
