@@ -274,6 +274,27 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int], holdout_role: str |
     return build
 
 
+def _partition_builder(build):
+    """mapInArrow function: all rows of a partition, one block row per block in it.
+
+    A partition holds one block (see :func:`build_side`); should it hold several, each is
+    built on its own, so the result never depends on the partitioning.
+    """
+
+    def build_partition(batches):
+        batches = [batch for batch in batches if batch.num_rows]
+        if not batches:
+            return
+        table = pa.Table.from_batches(batches)
+        numbers = table.column("block").to_numpy()
+        distinct = np.unique(numbers)
+        for number in distinct:
+            rows = table if len(distinct) == 1 else table.filter(pa.array(numbers == number))
+            yield from build(rows).to_batches()
+
+    return build_partition
+
+
 def _binary(values: np.ndarray, dtype: str) -> pa.Array:
     return pa.array([encode_array(values, dtype)], pa.binary())
 
@@ -324,13 +345,16 @@ def build_side(
         *(["confidence"] if with_confidence else []),
         "held_out",
     )
-    # An explicit repartition: AQE would coalesce a plain groupBy's shuffle into one task.
+    # An explicit repartition (AQE would coalesce a plain groupBy's shuffle into one task),
+    # which puts block b, and only it, in partition b (partition_keys); each partition is
+    # then built as it comes, with mapInArrow. groupBy().applyInArrow sorted every
+    # partition by its one key first: at 2M ratings a block, 4-5 s of JVM time per block
+    # against 1 s for the build itself.
     blocks = (
         per_rating.withColumn("pkey", pkey_column(pkeys, "block"))
         .repartition(num_blocks, "pkey")
-        .groupBy("pkey")
-        .applyInArrow(
-            _block_builder(pkeys, other_pkeys, holdout_role),
+        .mapInArrow(
+            _partition_builder(_block_builder(pkeys, other_pkeys, holdout_role)),
             block_schema(id_type, _id_type(ratings, other)),
         )
     )
