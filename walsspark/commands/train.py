@@ -24,7 +24,7 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     from walsspark.duplicates import resolve_duplicates
     from walsspark.model import save_model
     from walsspark.ratings_check import validate_ratings
-    from walsspark.ratings_read import weight_alias
+    from walsspark.ratings_read import RAW_SOURCE_ATTR, weight_alias
     from walsspark.splits import split_ratings
     from walsspark.train import fit
     from walsspark.weighting import check_weights, entry_weights, weight_columns
@@ -52,6 +52,11 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     spark, storage = setup.start_checked(check_paths)
     extra = weight_columns(params)
     ratings = read_input(spark, options, extra_cols=extra, storage=storage)
+    # Read once: the validation pass fills a cache that the merging of duplicates then
+    # reads (ML-1M Parquet: the second read and parse cost about a second). Not when the
+    # ratings are text to parse, which validation reads raw to name non-numeric ones.
+    read_once = RAW_SOURCE_ATTR not in vars(ratings)
+    input_cache = ratings.cache() if read_once else None
     validate_ratings(ratings)
     check_weights(ratings, params)
     ratings = resolve_duplicates(ratings, params.duplicates)
@@ -65,6 +70,9 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
     train = train.cache()
     if train.limit(1).count() == 0:
         raise InputError("no ratings left for training after the holdout split")
+    if input_cache is not None:
+        # The merged ratings are cached or in shuffle files from here on.
+        input_cache.unpersist()
 
     # Targets and per-entry confidences (implicit feedback, weight schemes); per-id
     # weights come from the training split, for the holdout too.
