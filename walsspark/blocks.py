@@ -16,8 +16,13 @@ user block can work out everything it needs without any global index or id map:
   block rates (the item block's needed list, restricted to this user block).
 
 The item side is built the same way from the same ratings. So the layout is one
-``groupBy(block).applyInArrow`` over the ratings per side: ids are never collected to the
-driver, no single-partition window or join is needed, and nothing is indexed twice.
+repartition by block and one ``mapInArrow`` over the ratings per side: ids are never
+collected to the driver, no single-partition window or join is needed, and nothing is
+indexed twice.
+
+Held-out pairs can ride along (``lay_out(..., holdout)``): they never enter the training
+CSR, but the user blocks route the factors they need to the item blocks, and each item
+block keeps a CSR of its held-out pairs, which the item half-sweep scores.
 
 Partitioning
 ------------
