@@ -31,7 +31,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from walsspark.blocks import partition_keys, pkey_column
-from walsspark.factors import decode_array, decode_factors, encode_array, encode_factors
+from walsspark.factors import (
+    binary_views,
+    encode_array,
+    encode_factors,
+)
 from walsspark.topk import top_k
 
 # Candidate factors up to this size are shipped whole to every task (one candidate block).
@@ -145,13 +149,14 @@ def _score_pairs_fn(rank: int, k: int, id_type: pa.DataType, cand_type: pa.DataT
 def _score_pair(pair: pa.RecordBatch, rank, k, id_type, cand_type) -> pa.RecordBatch:
     query_ids = pair.column("query_ids")[0].values
     cand_ids = pair.column("cand_ids")[0].values
-    query = decode_factors(pair.column("query_factors")[0].as_py(), rank)
-    candidates = decode_factors(pair.column("cand_factors")[0].as_py(), rank)
+    # The candidates are the largest value of a task (up to the candidate bound): read in
+    # place, not copied into Python bytes.
+    query = binary_views(pair.column("query_factors"), "<f4")[0].reshape(-1, rank)
+    candidates = binary_views(pair.column("cand_factors"), "<f4")[0].reshape(-1, rank)
     exclude_indptr = exclude_cols = None
-    seen_offsets = pair.column("seen_offsets")[0].as_py()
-    if seen_offsets is not None:  # null: nothing excluded (--include-seen)
-        offsets = decode_array(seen_offsets, "<i8")
-        seen_cols = decode_array(pair.column("seen_cols")[0].as_py(), "<i4")
+    offsets = binary_views(pair.column("seen_offsets"), "<i8")[0]
+    if offsets is not None:  # null: nothing excluded (--include-seen)
+        seen_cols = binary_views(pair.column("seen_cols"), "<i4")[0]
         # Position of each distinct seen id among this block's candidates (-1: elsewhere),
         # then of every seen pair through its column.
         seen_ids = pair.column("seen_ids")[0].values
@@ -371,7 +376,7 @@ def _merge_blocks_fn(rank: int, id_type: pa.DataType):
         table = pa.concat_tables(tables)
         ids = pc.list_flatten(table.column("cand_ids").combine_chunks()).cast(id_type)
         factors = np.vstack(
-            [decode_factors(blob, rank) for blob in table.column("cand_factors").to_pylist()]
+            [blob.reshape(-1, rank) for blob in binary_views(table.column("cand_factors"), "<f4")]
         )
         order = pc.sort_indices(ids)
         yield pa.RecordBatch.from_pydict(
