@@ -159,7 +159,7 @@ def timed(build, monitor) -> dict:
 
 def builders(spark, model, wals, args) -> dict:
     """method key -> zero-argument function returning that method's (lazy) top-K frame."""
-    from walsspark.model import WALSModel
+    from walsspark.model import SavedModel
     from walsspark.recommend import recommend, recommend_from_blocks
 
     users, items = wals["users"], wals["items"]
@@ -177,7 +177,7 @@ def builders(spark, model, wals, args) -> dict:
     def wals_model_top(side):
         # As `walsspark recommend --model DIR` does: load the model, read its blocks.
         def build():
-            saved = WALSModel.load(spark, wals["model_dir"])
+            saved = SavedModel.load(spark, wals["model_dir"])
             data = saved.metadata["data"]
             other = "items" if side == "users" else "users"
             return recommend_from_blocks(

@@ -23,7 +23,7 @@ from model_files import METADATA, read_metadata, write_metadata
 import walsspark.train
 from walsspark.cli import main
 from walsspark.errors import InputError
-from walsspark.model import LEGACY_METADATA_FILE, WALSModel
+from walsspark.model import LEGACY_METADATA_FILE, SavedModel
 
 HEADER = "user_id,item_id,rating\n"
 GOOD_ROWS = "1,10,4.0\n1,11,3.0\n2,10,5.0\n2,12,1.0\n3,11,2.0\n3,12,4.5\n"
@@ -473,7 +473,7 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
     metadata = read_metadata(out)
     assert metadata["params"]["rank"] == 2
     assert metadata["data"]["num_train_ratings"] == 6
-    model = WALSModel.load(spark, str(out))
+    model = SavedModel.load(spark, str(out))
     users = {row["id"]: row["features"] for row in model.user_factors.collect()}
     items = {row["id"]: row["features"] for row in model.item_factors.collect()}
     assert set(users) == {"u1", "u2", "u3"} and set(items) == {10, 11, 12}
@@ -487,7 +487,7 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
 
     replace = [*args, "--rank", "3", "--overwrite", "--timestamp-col", "ts", "--duplicates", "last"]
     assert main(replace) == 0
-    model = WALSModel.load(spark, str(out))
+    model = SavedModel.load(spark, str(out))
     assert model.rank == 3 and model.metadata["params"]["duplicates"] == "last"
     assert {len(row["features"]) for row in model.item_factors.collect()} == {3}
     assert sorted(os.listdir(out)) == sorted(
@@ -498,12 +498,12 @@ def test_train_saves_a_model_and_overwrite_replaces_it(spark, tmp_path, capsys):
 
 def test_load_rejects_what_is_not_a_model(spark, tmp_path):
     with pytest.raises(InputError, match="model directory not found"):
-        WALSModel.load(spark, str(tmp_path / "nowhere"))
+        SavedModel.load(spark, str(tmp_path / "nowhere"))
 
     plain = tmp_path / "plain"
     write(plain / "notes.txt", "hello\n")
     with pytest.raises(InputError, match=f"no {METADATA}/"):
-        WALSModel.load(spark, str(plain))
+        SavedModel.load(spark, str(plain))
 
     for broken, words in [
         ("{not json", "cannot read the metadata"),
@@ -514,13 +514,13 @@ def test_load_rejects_what_is_not_a_model(spark, tmp_path):
     ]:
         write_metadata(plain, broken)
         with pytest.raises(InputError, match=words):
-            WALSModel.load(spark, str(plain))
+            SavedModel.load(spark, str(plain))
 
     # Models of format version 1 kept their metadata in a metadata.json file.
     legacy = tmp_path / "legacy"
     write(legacy / LEGACY_METADATA_FILE, "{not json")
     with pytest.raises(InputError, match="cannot read"):
-        WALSModel.load(spark, str(legacy))
+        SavedModel.load(spark, str(legacy))
     write(legacy / LEGACY_METADATA_FILE, json.dumps({"format": "walsspark-model"}))
     with pytest.raises(InputError, match="user_factors"):
-        WALSModel.load(spark, str(legacy))
+        SavedModel.load(spark, str(legacy))

@@ -22,7 +22,7 @@ from cli_assertions import assert_one_error_line
 from cli_chain import read_chain_outputs, run_chain, write_chain_inputs
 
 from walsspark.cli import main
-from walsspark.model import WALSModel
+from walsspark.model import SavedModel
 
 TESTS = Path(__file__).parent
 OK_STEPS = ["split", "train", "users parquet", "users csv", "items parquet", "items csv"]
@@ -167,7 +167,7 @@ def test_models_move_between_file_systems(spark, classic_chain, viewfs_root, tmp
     # other way round.
     local = tmp_path / "model"
     shutil.copytree(Path(viewfs_root) / "chain" / "model", local)
-    model = WALSModel.load(spark, str(local))
+    model = SavedModel.load(spark, str(local))
     assert model.user_factors.count() == len(classic_chain["user_factors"])
     back = Path(viewfs_root) / "copied-model"
     shutil.copytree(local, back)
@@ -201,6 +201,6 @@ def test_overwrite_on_viewfs_replaces_the_whole_output(spark, classic_chain, vie
     train = ["train", "--input", f"{prefix}/chain/split/train", "--output", f"{prefix}/ow-model"]
     assert main([*train, "--rank", "2", "--sweeps", "1", "--holdout-fraction", "0",
                  "--overwrite"]) == 0  # fmt: skip
-    model = WALSModel.load(spark, f"{prefix}/ow-model")
+    model = SavedModel.load(spark, f"{prefix}/ow-model")
     assert model.rank == 2
     assert {len(r["features"]) for r in model.item_factors.collect()} == {2}

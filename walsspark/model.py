@@ -39,6 +39,11 @@ METADATA_DIR = "metadata"
 LEGACY_METADATA_FILE = "metadata.json"
 FACTOR_DIRS = ("user_factors", "item_factors")
 BLOCK_DIRS = {"users": "user_blocks", "items": "item_blocks"}
+# Metadata keys the writer sets (the format's and Spark ML's), not the run's.
+WRITER_KEYS = frozenset(
+    {"format", "format_version", "walsspark_version", "created_at", "factor_blocks"}
+    | {"class", "uid", "timestamp", "sparkVersion", "paramMap", "defaultParamMap"}
+)
 
 
 def read_metadata(storage: Storage, path: str) -> dict:
@@ -93,7 +98,7 @@ def read_metadata(storage: Storage, path: str) -> dict:
 
 
 @dataclass
-class WALSModel:
+class SavedModel:
     """User and item factors with the metadata of the run that produced them.
 
     Attributes
@@ -140,7 +145,7 @@ class WALSModel:
         return int(self.metadata["params"]["rank"])
 
     @classmethod
-    def load(cls, spark: SparkSession, path: str, storage: Storage | None = None) -> WALSModel:
+    def load(cls, spark: SparkSession, path: str, storage: Storage | None = None) -> SavedModel:
         """Read a model directory written by :func:`save_model`, on any file system."""
         if storage is None:
             from walsspark.session import storage_for_session
@@ -176,6 +181,7 @@ def save_model(
     overwrite: bool = False,
     factor_blocks: dict[str, DataFrame] | None = None,
     storage: Storage | None = None,
+    ml_keys: dict | None = None,
 ) -> None:
     """Write a model directory: the tables, then the metadata.
 
@@ -196,12 +202,20 @@ def save_model(
         ``item_blocks/``.
     storage : Storage, optional
         How to reach ``path``; default: as the session resolves paths.
+    ml_keys : dict, optional
+        The Spark ML keys (``class``, ``uid``, ``paramMap``...) of the saving
+        :class:`walsspark.ml.WALSModel`; default: derived from ``metadata``
+        (:func:`walsspark.ml.names.ml_metadata`), so that every model loads as one.
     """
+    from walsspark.ml.names import ml_metadata
+
     if storage is None:
         from walsspark.session import storage_for_session
 
         storage = storage_for_session(user_factors.sparkSession)
     tables = {"user_factors": user_factors, "item_factors": item_factors}
+    # A loaded model saved again: its old format and Spark ML keys are this writer's to set.
+    metadata = {k: v for k, v in metadata.items() if k not in WRITER_KEYS}
     if factor_blocks:
         tables.update({BLOCK_DIRS[side]: frame for side, frame in factor_blocks.items()})
         metadata = {**metadata, "factor_blocks": True}
@@ -211,6 +225,14 @@ def save_model(
         "walsspark_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **metadata,
+        **(
+            ml_keys
+            or ml_metadata(
+                metadata.get("params", {}),
+                metadata.get("data", {}),
+                user_factors.sparkSession.version,
+            )
+        ),
     }
     # One line: readable by any line-based reader (Spark ML's metadata is read the same way).
     text = json.dumps(full, sort_keys=False, default=_json_default)

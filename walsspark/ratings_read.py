@@ -166,17 +166,48 @@ def _read_named(
     df = guarded_read(path, fmt, load)
     if not df.columns:  # an empty csv file: no header, no rows
         raise InputError(f"input has no ratings: {path} is empty")
+    return ratings_from_frame(df, user_col, item_col, rating_col, timestamp_col, extra_cols, path)
+
+
+def ratings_from_frame(
+    df: DataFrame,
+    user_col: str,
+    item_col: str,
+    rating_col: str,
+    timestamp_col: str | None = None,
+    extra_cols: tuple[str, ...] = (),
+    source: str = "the DataFrame",
+) -> DataFrame:
+    """Map a DataFrame's named columns onto the internal layout (as :func:`read_ratings`).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Ratings as a user holds them (Parquet and CSV inputs are read into one first).
+    user_col, item_col, rating_col : str
+        Its id and rating columns (matched case-insensitively when unambiguous, as Spark).
+    timestamp_col : str, optional
+    extra_cols : tuple of str
+        Numeric weight columns to keep, named :func:`weight_alias`.
+    source : str
+        How messages name ``df`` (a path).
+
+    Raises
+    ------
+    InputError
+        A missing column, or one of an unsupported type.
+    """
     wanted = [user_col, item_col, rating_col] + ([timestamp_col] if timestamp_col else [])
-    resolved = _resolve_columns(df, wanted + list(extra_cols), path)
+    resolved = _resolve_columns(df, wanted + list(extra_cols), source)
     sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), resolved[: len(wanted)], strict=False))
     extras = []
-    for name, source in zip(extra_cols, resolved[len(wanted) :], strict=True):
-        dtype = df.schema[source].dataType
+    for name, column_name in zip(extra_cols, resolved[len(wanted) :], strict=True):
+        dtype = df.schema[column_name].dataType
         if not isinstance(dtype, NumericType):
             raise InputError(
                 f"weight column {name!r} has type {dtype.simpleString()}; expected numbers"
             )
-        extras.append(column(source).cast(DoubleType()).alias(weight_alias(name)))
+        extras.append(column(column_name).cast(DoubleType()).alias(weight_alias(name)))
     return _to_internal(df, sources, extras)
 
 

@@ -21,7 +21,7 @@ def run_evaluate(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
 
     from walsspark.duplicates import resolve_duplicates
     from walsspark.evaluate import holdout_metrics, ranking_metrics
-    from walsspark.model import WALSModel
+    from walsspark.model import SavedModel
     from walsspark.recommend import recommend, recommend_from_blocks
 
     if args.k < 1:
@@ -44,7 +44,7 @@ def run_evaluate(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
         check_exists(storage, args.train, "train ratings")
 
     spark, storage = setup.start_checked(check_paths)
-    model = WALSModel.load(spark, args.model, storage)
+    model = SavedModel.load(spark, args.model, storage)
     params = model.params
     data = model.metadata["data"]
     test = read_like_training(

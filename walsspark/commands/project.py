@@ -24,14 +24,10 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     """Read new ratings, project them, write ``factors/`` (and ``recommendations/``)."""
     from pyspark.sql import functions as F
 
-    from walsspark.duplicates import resolve_duplicates
-    from walsspark.model import WALSModel, parquet_writer
-    from walsspark.params import parse_weight_scheme
-    from walsspark.project import project
-    from walsspark.ratings_check import validate_ratings
-    from walsspark.ratings_read import weight_alias
+    from walsspark.fold_in import check_foldable, fold_in
+    from walsspark.model import SavedModel, parquet_writer
     from walsspark.recommend import recommend
-    from walsspark.weighting import check_weights, entry_weights, weight_columns
+    from walsspark.weighting import weight_columns
 
     if args.k is not None and args.k < 1:
         raise InputError(f"k must be >= 1, got {args.k}")
@@ -43,7 +39,7 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
         storage.check_output(args.output, args.overwrite)
 
     spark, storage = setup.start_checked(check_paths)
-    model = WALSModel.load(spark, args.model, storage)
+    model = SavedModel.load(spark, args.model, storage)
     data = model.metadata["data"]
     options = {
         "input": args.input,
@@ -54,39 +50,12 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
         "timestamp_col": None,
     }
     params = model.params
-    for name in ("row_weights", "col_weights"):
-        if parse_weight_scheme(name, getattr(params, name))[0] != "scalar":
-            raise InputError(
-                f"fold-in of a model trained with per-id {name} ({getattr(params, name)}) is "
-                "not supported: they depend on training counts the model does not keep"
-            )
-    extra = weight_columns(params)
-    ratings = read_input(spark, options, extra_cols=extra, storage=storage)
-    validate_ratings(ratings)
-    check_weights(ratings, params)
-    policy = "mean" if params.duplicates == "last" else params.duplicates
-    ratings = resolve_duplicates(
-        ratings.select("user", "item", "rating", *[weight_alias(c) for c in extra]), policy
-    )
-    for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
-        actual = ratings.schema[column].dataType.simpleString()
-        if actual != expected:
-            raise InputError(
-                f"{column} ids in {args.input} are {actual} but the model's are {expected}"
-            )
+    check_foldable(params)
+    ratings = read_input(spark, options, extra_cols=weight_columns(params), storage=storage)
     by_users = args.for_side == "users"
-    row, other = ("user", "item") if by_users else ("item", "user")
     fixed = model.item_factors if by_users else model.user_factors
-    weights = params.user_weights()
-    weights = weights if by_users else weights.swapped()
-    # The training targets and confidences (implicit feedback, a weight column).
-    entries = entry_weights(ratings, params)
-    confidence = ["confidence"] if "confidence" in entries.columns else []
-    new = entries.select(
-        F.col(row).alias("row"), F.col(other).alias("other"), "rating", *confidence
-    ).cache()
-    num_fixed = data.get("num_items" if by_users else "num_users")
-    factors = project(new, fixed, model.rank, weights, num_fixed=num_fixed).cache()
+    factors, new = fold_in(ratings, fixed, params, data, args.for_side, args.input)
+    factors = factors.cache()
     tables = {"factors": factors}
     if args.k is not None:
         seen = new.select(F.col("row").alias("query"), F.col("other").alias("candidate"))

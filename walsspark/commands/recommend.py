@@ -73,7 +73,7 @@ def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]
     """Load the model, work out the seen pairs, write the top-K table."""
     from pyspark.sql import functions as F
 
-    from walsspark.model import WALSModel, parquet_writer
+    from walsspark.model import SavedModel, parquet_writer
     from walsspark.recommend import recommend, recommend_from_blocks
 
     if args.k < 1:
@@ -93,7 +93,7 @@ def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]
         check_exists(storage, args.ratings, "ratings")
 
     spark, storage = setup.start_checked(check_paths)
-    model = WALSModel.load(spark, args.model, storage)
+    model = SavedModel.load(spark, args.model, storage)
     by_users = args.for_side == "users"
     data = model.metadata["data"]
     # Models since the recommendation work record their id counts: no count job.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from walsspark.commands.inputs import check_apart, check_exists, print_examples, read_input
@@ -20,14 +19,11 @@ def params_from_options(options: dict[str, Any]) -> WALSParams:
 
 
 def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
-    """Read, validate, train, evaluate and save; return a summary."""
-    from walsspark.duplicates import resolve_duplicates
+    """Check the paths, read the input, train (:func:`walsspark.training.train_model`),
+    save the model (and the recommendation tables); return a summary."""
     from walsspark.model import save_model
-    from walsspark.ratings_check import validate_ratings
-    from walsspark.ratings_read import RAW_SOURCE_ATTR, weight_alias
-    from walsspark.splits import split_ratings
-    from walsspark.train import fit
-    from walsspark.weighting import check_weights, entry_weights, weight_columns
+    from walsspark.training import train_model
+    from walsspark.weighting import weight_columns
 
     params = params_from_options(options)
     recommendations_path = None
@@ -50,90 +46,26 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
             storage.check_output(recommendations_path, options["overwrite"])
 
     spark, storage = setup.start_checked(check_paths)
-    extra = weight_columns(params)
-    ratings = read_input(spark, options, extra_cols=extra, storage=storage)
-    # Read once: the validation pass fills a cache that the merging of duplicates then
-    # reads (ML-1M Parquet: the second read and parse cost about a second). Not when the
-    # ratings are text to parse, which validation reads raw to name non-numeric ones.
-    read_once = RAW_SOURCE_ATTR not in vars(ratings)
-    input_cache = ratings.cache() if read_once else None
-    validate_ratings(ratings)
-    check_weights(ratings, params)
-    ratings = resolve_duplicates(ratings, params.duplicates)
-    keep = ["timestamp"] if params.split == "time" and "timestamp" in ratings.columns else []
-    ratings = ratings.select(
-        "user", "item", "rating", *keep, *[weight_alias(c) for c in extra]
-    ).cache()
-    train, holdout = split_ratings(
-        ratings, params.split, params.holdout_fraction, params.holdout_k, params.seed
-    )
-    train = train.cache()
-    if train.limit(1).count() == 0:
-        raise InputError("no ratings left for training after the holdout split")
-    if input_cache is not None:
-        # The merged ratings are cached or in shuffle files from here on.
-        input_cache.unpersist()
-
-    # Targets and per-entry confidences (implicit feedback, weight schemes); per-id
-    # weights come from the training split, for the holdout too.
-    entries = entry_weights(train, params)
-    holdout = entry_weights(holdout, params, reference=train).cache()
-    # Holdout metrics after every sweep, scored inside the item half-sweeps.
-    trained = fit(
-        spark,
-        entries.cache() if params.per_entry_weights else entries,
-        params,
-        holdout if params.has_holdout else None,
-    )
-    # The factor blocks (factors with the training pairs, per block) are saved with the
-    # model and are what the recommendation tables are scored from.
-    factor_blocks = {
-        "users": trained.factor_blocks("user").cache(),
-        "items": trained.factor_blocks("item").cache(),
+    ratings = read_input(spark, options, extra_cols=weight_columns(params), storage=storage)
+    source = {
+        # Where the ratings were, as the run resolved it (an absolute path or a URI),
+        # so that a later run elsewhere finds the same data.
+        "input": options["input"]
+        if options["input"] == SYNTHETIC_INPUT
+        else storage.describe(options["input"]),
+        "format": options["format"],
+        **{name: options[name] for name in ("user_col", "item_col", "rating_col")},
+        "timestamp_col": options["timestamp_col"],
     }
-    # The last sweep's holdout metrics are the model's evaluation.
-    evaluation = trained.history[-1].metrics if params.has_holdout else None
-    metadata = {
-        "params": params.to_dict(),
-        "data": {
-            # Where the ratings were, as the run resolved it (an absolute path or a URI),
-            # so that a later run elsewhere finds the same data.
-            "input": options["input"]
-            if options["input"] == SYNTHETIC_INPUT
-            else storage.describe(options["input"]),
-            "format": options["format"],
-            "user_col": options["user_col"],
-            "item_col": options["item_col"],
-            "rating_col": options["rating_col"],
-            "timestamp_col": options["timestamp_col"],
-            "user_id_type": trained.users.id_type,
-            "item_id_type": trained.items.id_type,
-            "num_train_ratings": trained.num_ratings,
-            "num_users": trained.users.num_ids(),
-            "num_items": trained.items.num_ids(),
-            "num_user_blocks": trained.users.num_blocks,
-            "num_item_blocks": trained.items.num_blocks,
-        },
-        "history": [
-            {
-                "sweep": r.sweep,
-                "loss": r.loss,
-                "seconds": round(r.seconds, 3),
-                **({"holdout": _sweep_metrics(r.metrics)} if r.metrics is not None else {}),
-            }
-            for r in trained.history
-        ],
-        "sweeps_run": len(trained.history),
-        "fit_seconds": round(trained.fit_seconds, 3),
-        "evaluation": finite_or_none(evaluation),
-    }
+    result = train_model(spark, ratings, params, source)
+    metadata = result.metadata
     save_model(
         options["output"],
-        trained.user_factors(),
-        trained.item_factors(),
+        result.user_factors(),
+        result.item_factors(),
         metadata,
         options["overwrite"],
-        factor_blocks=factor_blocks,
+        factor_blocks=result.factor_blocks,
         storage=storage,
     )
     log.info("model written to %s", storage.describe(options["output"]))
@@ -142,16 +74,14 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
         summary["recommendations"] = write_recommendation_tables(
             spark,
             storage,
-            factor_blocks,
+            result.factor_blocks,
             metadata["data"],
             options["recommend_k"],
             params.rank,
             recommendations_path,
             options["overwrite"],
         )
-    for frame in factor_blocks.values():
-        frame.unpersist()
-    trained.release()
+    result.release()
     return summary
 
 
@@ -178,19 +108,6 @@ def write_recommendation_tables(
         for name in tables
     }
     return {"path": storage.describe(path), "k": k, "examples": examples}
-
-
-def _sweep_metrics(metrics: dict) -> dict | None:
-    return finite_or_none({k: metrics[k] for k in ("rmse", "mae", "rwse", "loss")})
-
-
-def finite_or_none(metrics: dict | None) -> dict | None:
-    if metrics is None:
-        return None
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-        for k, v in metrics.items()
-    }
 
 
 def print_train_summary(summary: dict[str, Any]) -> None:
