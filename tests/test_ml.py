@@ -14,8 +14,8 @@ from ml_data import COLUMNS, SCHEMA, explicit_rows
 
 from walsspark.errors import InputError
 from walsspark.ml import WALS, WALSModel
+from walsspark.ml.params import wals_params
 from walsspark.params import WALSParams
-from walsspark.training import train_model
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def factor_dict(frame):
     return {row["id"]: np.array(row["features"], dtype=np.float64) for row in frame.collect()}
 
 
-def test_fit_is_the_command_line_training_flow(spark, ratings, model):
+def test_fit_equals_the_command_line_train(spark, model, tmp_path, capsys):
+    from walsspark.cli import main
+
     # MLlib's explicit objective by default: w0 = 0, lambda scaled by counts (nu = 1).
     params = WALSParams(
         rank=3,
@@ -46,26 +48,41 @@ def test_fit_is_the_command_line_training_flow(spark, ratings, model):
         num_user_blocks=2,
         num_item_blocks=2,
     )
-    internal = ratings.selectExpr(
-        "cast(user_id as long) user", "cast(item_id as long) item", "rating"
-    )
-    result = train_model(spark, internal, params)
-    expected_users, expected_items = (
-        factor_dict(result.user_factors()),
-        factor_dict(result.item_factors()),
-    )
-    result.release()
-    users, items = factor_dict(model.userFactors), factor_dict(model.itemFactors)
-    assert users.keys() == expected_users.keys() and items.keys() == expected_items.keys()
-    for key, value in users.items():
-        np.testing.assert_array_equal(value, expected_users[key])
-    for key, value in items.items():
-        np.testing.assert_array_equal(value, expected_items[key])
-    assert model.rank == 3
     assert model.trainingParams == params
-    assert model.summary.totalIterations == 4
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("u,i,r\n" + "".join(f"{u},{i},{r}\n" for u, i, r in explicit_rows()))
+    out = tmp_path / "cli-model"
+    args = ["train", "--input", str(csv), "--output", str(out), "--user-col", "u"]
+    args += ["--item-col", "i", "--rating-col", "r", "--rank", "3", "--sweeps", "4"]
+    args += ["--regularization", "0.1", "--unobserved-weight", "0", "--reg-exponent", "1"]
+    args += ["--num-user-blocks", "2", "--num-item-blocks", "2", "--holdout-fraction", "0"]
+    assert main(args) == 0, capsys.readouterr().err
+    cli_users = factor_dict(spark.read.parquet(str(out / "user_factors")))
+    cli_items = factor_dict(spark.read.parquet(str(out / "item_factors")))
+    users, items = factor_dict(model.userFactors), factor_dict(model.itemFactors)
+    assert users.keys() == cli_users.keys() and items.keys() == cli_items.keys()
+    for key, value in users.items():
+        np.testing.assert_array_equal(value, cli_users[key])
+    for key, value in items.items():
+        np.testing.assert_array_equal(value, cli_items[key])
+    assert model.rank == 3 and model.summary.totalIterations == 4
     losses = model.summary.objectiveHistory
     assert all(b <= a * (1 + 1e-9) for a, b in zip(losses, losses[1:], strict=False))
+
+
+def test_string_ids_fit_predict_and_recommend(spark):
+    rows = [(f"u{u}", f"item-{i}", r) for u, i, r in explicit_rows(seed=9)]
+    frame = spark.createDataFrame(rows, "who string, what string, stars double")
+    wals = WALS(rank=2, maxIter=2, userCol="who", itemCol="what", ratingCol="stars")
+    model = wals.fit(frame)
+    users, items = factor_dict(model.userFactors), factor_dict(model.itemFactors)
+    assert "u0" in users and "item-3" in items
+    row = model.transform(frame.limit(1)).collect()[0]
+    assert row["prediction"] == pytest.approx(users[row["who"]] @ items[row["what"]], rel=1e-5)
+    lists = model.recommendForAllUsers(2).collect()
+    assert lists[0]["recommendations"][0]["what"].startswith("item-")
+    with pytest.raises(InputError, match="rankingK needs numeric item ids"):
+        model.copy({model.rankingK: 5}).transform(frame)
 
 
 def test_transform_predicts_dot_products_and_handles_cold_ids(spark, model):
@@ -175,6 +192,25 @@ def test_project_users_is_the_training_row_update(spark, model):
     assert projected[502]["rated"] == 0
 
 
+def test_project_items_is_the_training_column_update(spark, model):
+    users = factor_dict(model.userFactors)
+    new = [(1, 900, 4.0), (2, 900, 2.0), (3, 900, 5.0), (4, 901, 1.0)]
+    frame = spark.createDataFrame(new, "user_id int, item_id int, rating double")
+    projected = {r["id"]: r for r in model.projectItems(frame).collect()}
+    user_ids = sorted(users)
+    matrix = np.array([users[u] for u in user_ids])
+    new_items = [900, 901]
+    rows = np.array([new_items.index(i) for _, i, _ in new])
+    cols = np.array([user_ids.index(u) for u, _, _ in new])
+    values = np.array([r for _, _, r in new])
+    targets, w, observed = oracle.dense_problem(rows, cols, values, 2, len(user_ids), 0.0)
+    expected = oracle.row_update(targets, w, observed, matrix, 0.1, 1.0)
+    for index, item in enumerate(new_items):
+        np.testing.assert_allclose(
+            projected[item]["features"], expected[index], rtol=1e-4, atol=1e-5
+        )
+
+
 def test_saved_model_loads_in_the_command_line_and_back(spark, model, tmp_path, capsys):
     from walsspark.cli import main
 
@@ -185,6 +221,11 @@ def test_saved_model_loads_in_the_command_line_and_back(spark, model, tmp_path, 
     assert loaded.uid == model.uid and loaded.getUserCol() == "user_id"
     assert factor_dict(loaded.userFactors).keys() == factor_dict(model.userFactors).keys()
     assert loaded.summary.objectiveHistory == model.summary.objectiveHistory
+    # Its tables are read from there: saving over them is refused, elsewhere it works.
+    with pytest.raises(InputError, match="cannot save the model over"):
+        loaded.write().overwrite().save(path)
+    loaded.write().save(str(tmp_path / "copy"))
+    assert WALSModel.load(str(tmp_path / "copy")).uid == model.uid
 
     out = str(tmp_path / "recs")
     assert main(["recommend", "--model", path, "--output", out, "--k", "3"]) == 0
@@ -218,7 +259,7 @@ def test_saving_over_a_foreign_directory_is_refused(model, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="not an output walsspark wrote"):
         model.write().overwrite().save(str(tmp_path))
-    with pytest.raises(InputError, match="pass --overwrite|not empty"):
+    with pytest.raises(InputError, match=r"not empty: .* \(use write\(\)\.overwrite\(\)"):
         model.write().save(str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
@@ -227,13 +268,14 @@ def test_saving_over_a_foreign_directory_is_refused(model, tmp_path):
     "params, words",
     [
         ({"rank": 0}, "rank must be an integer >= 1, got 0"),
-        ({"maxIter": 0}, "sweeps must be an integer >= 1"),
-        ({"regParam": -1.0}, "regularization must be a finite number >= 0"),
+        ({"maxIter": 0}, "maxIter must be an integer >= 1, got 0"),
+        ({"regParam": -1.0}, "regParam must be a finite number >= 0"),
+        ({"regParam": 0.0, "unobservedWeight": 0.0}, "unobservedWeight and regParam cannot"),
         ({"solver": "lbfgs"}, "solver must be one of exact, cg"),
         ({"preset": "als"}, "preset must be one of mllib, tf-wals"),
         ({"coldStartStrategy": "skip"}, "coldStartStrategy must be one of nan, drop"),
         ({"nonnegative": True}, "nonnegative=True is not supported"),
-        ({"rowWeights": "power:x"}, "row_weights must be a number >= 0, linear:F"),
+        ({"rowWeights": "power:x"}, "rowWeights must be a number >= 0, linear:F"),
         ({"userCol": "who"}, "missing column who"),
     ],
 )
@@ -257,6 +299,12 @@ def test_unknown_keyword_and_setters():
     )
     params = WALS().params
     assert params and all(param.doc for param in params)
+    # MLlib's spellings: case-insensitive strategy, -1 for no checkpoints, setNumBlocks.
+    mllib_style = WALS(coldStartStrategy="DROP", checkpointInterval=-1, blockSize=1024)
+    mllib_style.setNumBlocks(3)
+    assert mllib_style.getColdStartStrategy() == "drop"
+    assert (mllib_style.getNumUserBlocks(), mllib_style.getNumItemBlocks()) == (3, 3)
+    assert wals_params(mllib_style).checkpoint_interval > 10**9
 
 
 def test_estimator_save_load_overwrite(tmp_path):

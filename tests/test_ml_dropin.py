@@ -1,39 +1,64 @@
 """The drop-in check: Spark's ALS example (jobs/als_example.py) with WALS in place of ALS
 runs unchanged and its test RMSE is within 0.5% of MLlib's at MLlib's objective, 20
-iterations (benchmarks/bench_dropin.py measures the same on MovieLens)."""
+iterations (benchmarks/bench_dropin.py measures the same on MovieLens).
+
+In a process of its own: MLlib needs a checkpoint directory for 20 iterations (its lineage
+overflows the stack without one), and one set on the tests' shared session would make every
+later training test checkpoint reliably.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
+RUN_BOTH = """
+import json, sys
 import pyarrow as pa
+from als_example import run_example
+from walsspark.session import get_or_create_session
+from walsspark.synthetic import synthetic_ratings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
+spark = get_or_create_session(master="local[2]", app_name="dropin")
+spark.sparkContext.setCheckpointDir(sys.argv[1])
+table = synthetic_ratings(num_users=800, num_items=400, mean_ratings_per_user=30, seed=5)
+ratings = spark.createDataFrame(
+    pa.table(
+        {
+            "userId": table["user_id"].cast(pa.int32()),
+            "movieId": table["item_id"].cast(pa.int32()),
+            "rating": table["rating"].cast(pa.float32()),
+        }
+    )
+).cache()
+results = {
+    impl: run_example(spark, ratings, impl, max_iter=20, reg_param=0.1, seed=0)
+    for impl in ("mllib", "wals")
+}
+results["users"] = ratings.select("userId").distinct().count()
+print("RESULT " + json.dumps(results))
+"""
 
-from als_example import run_example  # noqa: E402
 
-from walsspark.synthetic import synthetic_ratings  # noqa: E402
-
-
-def test_als_example_with_wals_matches_mllib_rmse(spark, tmp_path):
-    table = synthetic_ratings(num_users=800, num_items=400, mean_ratings_per_user=30, seed=5)
-    ratings = spark.createDataFrame(
-        pa.table(
-            {
-                "userId": table["user_id"].cast(pa.int32()),
-                "movieId": table["item_id"].cast(pa.int32()),
-                "rating": table["rating"].cast(pa.float32()),
-            }
-        )
-    ).cache()
-    # MLlib's lineage overflows the stack beyond ~15 iterations without a checkpoint dir.
-    spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
-    mllib = run_example(spark, ratings, "mllib", max_iter=20, reg_param=0.1, seed=0)
-    wals = run_example(spark, ratings, "wals", max_iter=20, reg_param=0.1, seed=0)
-    ratio = wals["rmse"] / mllib["rmse"]
-    assert abs(ratio - 1) <= 0.005, (wals["rmse"], mllib["rmse"])
-    users = ratings.select("userId").distinct().count()
-    assert wals["user_recs"] == mllib["user_recs"] == users
+def test_als_example_with_wals_matches_mllib_rmse(tmp_path):
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYTHONPATH=str(JOBS))
+    completed = subprocess.run(
+        [sys.executable, "-c", RUN_BOTH, str(tmp_path / "checkpoints")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
+    results = json.loads(lines[0][len("RESULT ") :])
+    mllib, wals = results["mllib"], results["wals"]
+    assert abs(wals["rmse"] / mllib["rmse"] - 1) <= 0.005, (wals["rmse"], mllib["rmse"])
+    assert wals["user_recs"] == mllib["user_recs"] == results["users"]
     assert wals["user_subset"] == mllib["user_subset"] == 3
     assert wals["movie_subset"] == mllib["movie_subset"] == 3

@@ -54,6 +54,9 @@ def test_cross_validator_with_regression_evaluator(spark, tmp_path):
     )
     fitted = search.fit(frame)
     assert fitted.avgMetrics[0] < fitted.avgMetrics[1]  # 50 shrinks every factor to ~0
+    # Fits in parallel threads share no caches (each fit's plan is its own): same numbers.
+    parallel = search.copy().setParallelism(2).fit(frame)
+    assert parallel.avgMetrics == pytest.approx(fitted.avgMetrics, rel=1e-9)
     best = fitted.bestModel
     assert isinstance(best, WALSModel) and best.trainingParams.regularization == 0.1
     rmse = evaluator.evaluate(best.transform(frame))

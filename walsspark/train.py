@@ -542,11 +542,18 @@ def _materialize(solved: DataFrame, reliable: bool = False) -> DataFrame:
 
 
 def checkpoint_dir(spark: SparkSession) -> str | None:
-    """The reliable checkpoint directory the session was started with, if any."""
+    """The reliable checkpoint directory: ``spark.checkpoint.dir`` as the session was started,
+    or, on classic Spark, one set later with ``SparkContext.setCheckpointDir`` (what MLlib
+    users do for ALS)."""
+    from walsspark.session import is_connect
+
     try:
-        return spark.conf.get("spark.checkpoint.dir", None) or None
+        configured = spark.conf.get("spark.checkpoint.dir", None) or None
     except Exception:  # noqa: BLE001 - not every key is readable on every runtime
-        return None
+        configured = None
+    if configured is None and not is_connect(spark):
+        configured = spark.sparkContext.getCheckpointDir() or None
+    return configured
 
 
 def fit(

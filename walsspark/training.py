@@ -108,6 +108,24 @@ def train_model(
         Bad ratings or weights (one line naming the first problem), or nothing left to
         train on after the holdout split.
     """
+    cached: list[DataFrame] = []
+    try:
+        return _train(spark, ratings, params, source or {}, cached)
+    except Exception:
+        # Bad input found half-way: leave no cached data behind.
+        for frame in cached:
+            frame.unpersist()
+        raise
+
+
+def _train(
+    spark: SparkSession,
+    ratings: DataFrame,
+    params: WALSParams,
+    source: dict[str, Any],
+    cached: list[DataFrame],
+) -> TrainedModel:
+    """:func:`train_model`'s steps; every DataFrame it caches goes into ``cached``."""
     from walsspark.duplicates import resolve_duplicates
     from walsspark.ratings_check import validate_ratings
     from walsspark.ratings_read import RAW_SOURCE_ATTR, weight_alias
@@ -122,6 +140,8 @@ def train_model(
     # ratings are text to parse, which validation reads raw to name non-numeric ones.
     read_once = RAW_SOURCE_ATTR not in vars(ratings)
     input_cache = ratings.cache() if read_once else None
+    if input_cache is not None:
+        cached.append(input_cache)
     validate_ratings(ratings)
     check_weights(ratings, params)
     ratings = resolve_duplicates(ratings, params.duplicates)
@@ -133,7 +153,7 @@ def train_model(
         ratings, params.split, params.holdout_fraction, params.holdout_k, params.seed
     )
     train = train.cache()
-    cached = [ratings, train]
+    cached += [ratings, train]
     if train.limit(1).count() == 0:
         raise InputError("no ratings left for training after the holdout split")
     if input_cache is not None:
@@ -160,7 +180,7 @@ def train_model(
         "users": trained.factor_blocks("user").cache(),
         "items": trained.factor_blocks("item").cache(),
     }
-    return TrainedModel(trained, factor_blocks, describe(trained, source or {}), cached)
+    return TrainedModel(trained, factor_blocks, describe(trained, source), cached)
 
 
 def describe(trained: TrainedFactors, source: dict[str, Any]) -> dict[str, Any]:

@@ -3,18 +3,20 @@
 ``WALS(...).fit(df)`` renames the DataFrame's columns onto walsspark's internal layout and
 calls :func:`walsspark.training.train_model`, the function ``walsspark train`` calls: the
 same validation, merging of repeated pairs, weighting and block-partitioned sweeps. The
-fitted :class:`~walsspark.ml.WALSModel` keeps its factors and factor blocks cached on the
-executors; what training cached besides (rating blocks, the merged ratings) is released
-once they are computed, so a CrossValidator's many fits do not pile up in memory.
+fitted :class:`~walsspark.ml.WALSModel` keeps its factor blocks on the
+executors as local checkpoints; what training cached besides (rating blocks, the merged
+ratings) is released once they are computed.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pyspark.ml import Estimator
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from walsspark.ml.model import WALSModel
 from walsspark.ml.params import WALSParamsMixin, add_setters, wals_params
@@ -53,14 +55,19 @@ class WALS(Estimator[WALSModel], WALSParamsMixin, MLWritable, MLReadable["WALS"]
         return self._set(**kwargs)
 
     def _fit(self, dataset: DataFrame) -> WALSModel:
+        from walsspark.ml.recommendations import factor_rows_of_blocks
         from walsspark.ratings_read import ratings_from_frame
         from walsspark.training import train_model
         from walsspark.weighting import weight_columns
 
         self.check_model_params()
         params = wals_params(self)
+        # A literal unique to this fit: the plans of two fits on the same data (a
+        # CrossValidator's parallel fits) then never share cache entries, so one fit's
+        # release cannot drop what another is still using.
+        tagged = dataset.withColumn("__wals_fit", F.lit(uuid.uuid4().hex))
         ratings = ratings_from_frame(
-            dataset,
+            tagged,
             self.getUserCol(),
             self.getItemCol(),
             self.getRatingCol(),
@@ -75,16 +82,19 @@ class WALS(Estimator[WALSModel], WALSParamsMixin, MLWritable, MLReadable["WALS"]
             "timestamp_col": None,
         }
         result = train_model(dataset.sparkSession, ratings, params, source)
-        blocks = result.factor_blocks
-        # Compute the blocks once (cached), then free what training cached to get there.
-        for frame in blocks.values():
-            frame.count()
-        result.trained.release()
-        result.release_inputs()
+        # The model keeps its factor blocks as local checkpoints: computed once here, then
+        # everything training cached is released. Like MLlib's persisted factors, the
+        # checkpoints are freed when the model is garbage-collected (Spark's ContextCleaner;
+        # on Connect, the server's cached relation), so a CrossValidator's many fits do
+        # not pile up on the executors.
+        blocks = {
+            side: frame.localCheckpoint(eager=True) for side, frame in result.factor_blocks.items()
+        }
+        result.release()
         model = WALSModel(
             result.metadata,
-            _factor_rows(blocks["users"], params.rank),
-            _factor_rows(blocks["items"], params.rank),
+            factor_rows_of_blocks(blocks["users"], params.rank),
+            factor_rows_of_blocks(blocks["items"], params.rank),
             blocks,
         )
         self._copyValues(model)
@@ -105,10 +115,3 @@ class WALS(Estimator[WALSModel], WALSParamsMixin, MLWritable, MLReadable["WALS"]
 
 
 add_setters(WALS)
-
-
-def _factor_rows(blocks: DataFrame, rank: int) -> DataFrame:
-    """``id``, ``features`` per id of factor blocks, cached."""
-    from walsspark.ml.recommendations import factor_rows_of_blocks
-
-    return factor_rows_of_blocks(blocks, rank).cache()

@@ -11,7 +11,7 @@ walsspark's own writer on every file system and on Spark Connect: pyspark's defa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pyspark.ml import Model
@@ -78,6 +78,8 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
         self._user_factors = user_factors
         self._item_factors = item_factors
         self._factor_blocks = factor_blocks or {}
+        # Where the model was loaded from (its tables are read from there), if it was.
+        self._location: str | None = None
 
     # -- what MLlib's ALSModel has ---------------------------------------------------------
 
@@ -199,6 +201,9 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
         from walsspark.weighting import weight_columns
 
         params = self.trainingParams
+        if params.weight_col and self.isSet(self.weightCol):
+            # The confidences of the new ratings, from the column the model names.
+            params = replace(params, weight_col=self.getWeightCol())
         ratings = ratings_from_frame(
             dataset,
             self.getUserCol(),
@@ -208,7 +213,8 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
         )
         fixed = self._item_factors if side == "users" else self._user_factors
         data = self._metadata["data"]
-        factors, _ = fold_in(ratings, fixed, params, data, side, "the DataFrame")
+        factors, new = fold_in(ratings, fixed, params, data, side, "the DataFrame")
+        new.unpersist()  # the command line reuses it; here nothing does
         return factors
 
     # -- recommending ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ are set explicitly; ``"tf-wals"`` gives the TensorFlow estimator's objective.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pyspark.ml.param import Param, Params, TypeConverters
@@ -112,8 +113,8 @@ class WALSModelParams(HasPredictionCol, HasWeightCol):
         return self.getOrDefault(self.ratingCol)
 
     def getColdStartStrategy(self) -> str:
-        """'nan' or 'drop'."""
-        return self.getOrDefault(self.coldStartStrategy)
+        """'nan' or 'drop' (matched case-insensitively, as MLlib)."""
+        return self.getOrDefault(self.coldStartStrategy).lower()
 
     def getExcludeSeen(self) -> bool:
         """Whether recommendations leave out the training pairs."""
@@ -149,7 +150,10 @@ class WALSParamsMixin(
         _to_optional_int,
     )
     numItemBlocks: Param[int] = _param(
-        "numItemBlocks", "number of item blocks; None: as numUserBlocks", _to_optional_int
+        "numItemBlocks",
+        "number of item blocks; None: one per task slot of the cluster, more for data beyond "
+        "2M ratings per block",
+        _to_optional_int,
     )
     implicitPrefs: Param[bool] = _param(
         "implicitPrefs",
@@ -214,9 +218,32 @@ class WALSParamsMixin(
         TypeConverters.toString,
     )
 
+    # Accepted so that code written for MLlib's ALS runs; walsspark has no use for them.
+    blockSize: Param[int] = _param(
+        "blockSize",
+        "MLlib's block size for stacking vectors in recommendations; accepted for "
+        "compatibility, no effect (walsspark scores whole blocks with one matrix product)",
+        TypeConverters.toInt,
+    )
+    intermediateStorageLevel: Param[str] = _param(
+        "intermediateStorageLevel",
+        "MLlib's storage level of intermediate RDDs; accepted for compatibility, no effect "
+        "(half-sweeps are local checkpoints, or reliable ones every checkpointInterval)",
+        TypeConverters.toString,
+    )
+    finalStorageLevel: Param[str] = _param(
+        "finalStorageLevel",
+        "MLlib's storage level of the final factors; accepted for compatibility, no effect "
+        "(the model keeps its factor blocks as local checkpoints)",
+        TypeConverters.toString,
+    )
+
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._setDefault(
+            blockSize=4096,
+            intermediateStorageLevel="MEMORY_AND_DISK",
+            finalStorageLevel="MEMORY_AND_DISK",
             rank=10,
             maxIter=10,
             regParam=0.1,
@@ -262,6 +289,10 @@ class WALSParamsMixin(
         """The objective preset."""
         return self.getOrDefault(self.preset)
 
+    def setNumBlocks(self, value: int | None):
+        """Sets both numUserBlocks and numItemBlocks (as MLlib's ALS)."""
+        return self._set(numUserBlocks=value, numItemBlocks=value)
+
     def getUnobservedWeight(self) -> float:
         """w0 as training uses it (set, or from the preset)."""
         return wals_params(self).unobserved_weight
@@ -278,10 +309,12 @@ def wals_params(params: Params) -> WALSParams:
     ``implicitPrefs`` unless set) where they are not set explicitly, as the command line's
     ``--preset`` does for options not given.
 
+    ``checkpointInterval=-1`` (MLlib's "never") trains with no reliable checkpoint.
+
     Raises
     ------
     InputError
-        The first bad value, worded as the command line words it.
+        The first bad value, in the command line's words with the Param's name.
     """
     preset = params.getOrDefault("preset")
     if preset not in ML_PRESETS:
@@ -301,7 +334,26 @@ def wals_params(params: Params) -> WALSParams:
         raise InputError("nonnegative=True is not supported by WALS (least squares only)")
     if values.get("duplicates") == "last":
         raise InputError("duplicates='last' needs timestamps; use 'mean', 'sum' or 'error'")
-    return WALSParams(**values).validate()
+    if values.get("checkpoint_interval") == -1:
+        values["checkpoint_interval"] = NEVER
+    try:
+        return WALSParams(**values).validate()
+    except InputError as error:
+        raise InputError(_param_names(str(error))) from None
+
+
+# A checkpoint interval no run reaches: checkpointInterval=-1.
+NEVER = 2**31 - 1
+_FIELD_WORDS = {field: name for name, field in TO_WALS_PARAMS.items()}
+
+
+def _param_names(message: str) -> str:
+    """A :class:`WALSParams` validation message with the Params' names for its fields."""
+    return re.sub(
+        r"\b(" + "|".join(sorted(_FIELD_WORDS, key=len, reverse=True)) + r")\b",
+        lambda match: _FIELD_WORDS[match.group(1)],
+        message,
+    )
 
 
 def add_setters(cls: type) -> type:

@@ -42,7 +42,12 @@ class StorageWriter(MLWriter):
         """Write the instance to ``path``, replacing an old output with ``overwrite()``."""
         if not isinstance(path, str):
             raise TypeError(f"path should be a string, got type {type(path).__name__}")
-        self.write_to(path)
+        try:
+            self.write_to(path)
+        except InputError as error:
+            # Storage words its refusals for the command line.
+            message = str(error).replace("pass --overwrite", "use write().overwrite()")
+            raise InputError(message) from None
 
     def saveImpl(self, path: str) -> None:
         self.write_to(path)
@@ -60,6 +65,13 @@ class WALSModelWriter(StorageWriter):
 
         model = self.instance
         spark = model.userFactors.sparkSession
+        storage = storage_for_session(spark)
+        if model._location is not None and storage.resolver.same_or_nested(path, model._location):
+            # Its tables are read from there: replacing them would read what is deleted.
+            raise InputError(
+                f"cannot save the model over {path}: it was loaded from {model._location} "
+                "and is read from there; save it to another path"
+            )
         blocks = model._factor_blocks if len(model._factor_blocks) == 2 else None
         save_model(
             path,
@@ -68,7 +80,7 @@ class WALSModelWriter(StorageWriter):
             model.metadata,
             self.shouldOverwrite,
             factor_blocks=blocks,
-            storage=storage_for_session(spark),
+            storage=storage,
             ml_keys=model.ml_keys(spark.version),
         )
 
@@ -105,6 +117,7 @@ def load_model(spark: SparkSession, path: str) -> WALSModel:
     model._set(**{name: value for name, value in values.items() if model.hasParam(name)})
     defaults = metadata.get("defaultParamMap") or {}
     model._setDefault(**{name: value for name, value in defaults.items() if model.hasParam(name)})
+    model._location = saved.location
     return model
 
 

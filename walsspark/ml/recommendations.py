@@ -158,7 +158,10 @@ def ranking_rows(
     ``recommendations`` are the users' lists (``id``, ``recommendations``). Users the model
     lacks get an empty prediction (``cold_start="nan"``) or are dropped (``"drop"``).
     """
-    labels = dataset.groupBy(column(user_col).alias("__wals_user")).agg(
+    # Users keyed as the model's ids (as the lists were chosen): a string "7" finds user 7.
+    user_type = recommendations.schema["id"].dataType.simpleString()
+    key = column(user_col).try_cast(user_type)
+    labels = dataset.groupBy(key.alias("__wals_user")).agg(
         F.collect_list(column(item_col).cast("double")).alias("label")
     )
     lists = recommendations.select(
