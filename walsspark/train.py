@@ -64,6 +64,7 @@ from walsspark.factors import (
     first_row_views,
     initial_factors,
 )
+from walsspark.faults import maybe_fail
 from walsspark.params import WALSParams
 from walsspark.solver import (
     MAX_CHUNK_FLOATS,
@@ -356,6 +357,7 @@ def _solve_fn(
     solver: str = "exact",
     cg_steps: int = 3,
     gram_on_routes: bool = False,
+    side: str = "",
 ):
     """Cogroup function: solve one rating block against the factors routed to it.
 
@@ -370,6 +372,8 @@ def _solve_fn(
             # Gramian rows go to every block number; a block whose ids all hashed elsewhere
             # has no ratings (more blocks than ids) and nothing to solve.
             return _SOLVED_ARROW_SCHEMA.empty_table()
+        number = int(ratings.column("block")[0].as_py())
+        maybe_fail(side, number)  # test-only (walsspark.faults); off unless asked for
         row = first_row_views(ratings, _BLOCK_ROW_ARRAYS)
         block = csr_from_row(row)
         kinds = received.column("kind").to_numpy()
@@ -396,7 +400,6 @@ def _solve_fn(
         if row["holdout_indptr"] is not None:
             pairs = csr_from_row(row, "holdout_")
             scored = holdout_sums(pairs, solution.factors, other, weights)
-        number = int(ratings.column("block")[0].as_py())
         return _solved_table(
             row,
             number,
@@ -490,7 +493,7 @@ def half_sweep(
         )
         routed = routed.unionByName(own.select(*columns))
     solver = "exact" if previous is None else "cg"
-    solve = _solve_fn(rank, weights, solver, cg_steps, gram_on_routes)
+    solve = _solve_fn(rank, weights, solver, cg_steps, gram_on_routes, solving.name)
     return (
         solving.rating_blocks.select("pkey", "block", *_BLOCK_ROW_ARRAYS)
         .groupBy("pkey")
