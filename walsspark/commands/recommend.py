@@ -56,17 +56,21 @@ def seen_pairs(spark, storage, model, args) -> tuple[Any, str]:
 
 
 def _read_ids(spark, storage, path: str, id_type: str):
+    """The distinct ids of ``path`` (one per line) as the model's id type, and the lines
+    that are not ids of that type (``raw``: for integer ids, text that is no integer).
+
+    Lines that cannot be such an id are unknown ids, reported with the others; they do
+    not fail the run.
+    """
     from pyspark.sql import functions as F
 
     text = spark.read.text(storage.uri(path))
     lines = text.select(F.trim("value").alias("id")).filter("id != ''")
-    cast = lines.selectExpr("id as raw", f"try_cast(id as {id_type}) as id")
-    bad = cast.filter("id is null").limit(3).collect()
-    if bad:
-        raise InputError(f"ids in {path} are not of the model's id type {id_type}: {bad[0].raw!r}")
+    cast = lines.selectExpr("id as raw", f"try_cast(id as {id_type}) as id").cache()
     if cast.limit(1).count() == 0:
         raise InputError(f"no ids in {path} (one id per line expected)")
-    return cast.select("id").distinct()
+    not_ids = cast.filter("id is null").select("raw").distinct()
+    return cast.filter("id is not null").select("id").distinct(), not_ids
 
 
 def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
@@ -132,10 +136,13 @@ def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]
             seen = pairs.select(F.col(query_col).alias("query"), F.col(cand_col).alias("candidate"))
         if args.ids:
             id_type = query.schema["id"].dataType.simpleString()
-            wanted = _read_ids(spark, storage, args.ids, id_type).cache()
+            wanted, not_ids = _read_ids(spark, storage, args.ids, id_type)
+            wanted = wanted.cache()
             missing = wanted.join(query.select("id"), "id", "left_anti")
-            unknown_count = missing.count()
-            unknown = [row["id"] for row in missing.orderBy("id").limit(5).collect()]
+            unknown_count = missing.count() + not_ids.count()
+            unknown = [row["raw"] for row in not_ids.orderBy("raw").limit(5).collect()]
+            unknown += [row["id"] for row in missing.orderBy("id").limit(5).collect()]
+            unknown = unknown[:5]
             query = query.join(wanted, "id", "left_semi")
         recommendations = recommend(
             spark,
