@@ -288,6 +288,7 @@ CASES = [
     ),
     # ------------------------------------------------------------ hyperparameters
     Case("rank 0", good_csv("--rank", "0"), ("rank", ">= 1", "0")),
+    Case("rank huge", good_csv("--rank", "100000"), ("rank must be at most 4096", "GiB")),
     Case("negative rank", good_csv("--rank", "-3"), ("rank", ">= 1", "-3")),
     Case("sweeps 0", good_csv("--sweeps", "0"), ("sweeps", ">= 1")),
     Case("holdout 1", good_csv("--holdout-fraction", "1"), ("holdout fraction", "[0, 1)")),

@@ -249,3 +249,13 @@ def test_a_very_heavy_row_keeps_memory_bounded_by_the_chunk(method):
     bound = 40 * nnz + 2 * items.nbytes + 8 * solver.MAX_CHUNK_FLOATS * 4
     assert peak < bound, (peak, bound)
     assert np.all(np.isfinite(solution.factors)) and np.any(solution.factors[0] != 0)
+
+
+def test_rows_per_solve_bounds_the_stack_of_systems():
+    from walsspark.solver import MAX_RANK, MAX_SOLVE_STACK_BYTES, ROWS_PER_SOLVE, rows_per_solve
+
+    assert rows_per_solve(8) == ROWS_PER_SOLVE
+    for rank in (64, 100, 512, 2000, MAX_RANK):
+        rows = rows_per_solve(rank)
+        assert rows >= 1
+        assert rows == 1 or rows * rank * rank * 8 <= MAX_SOLVE_STACK_BYTES

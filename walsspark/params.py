@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from walsspark.errors import InputError
-from walsspark.solver import ObjectiveWeights
+from walsspark.solver import MAX_RANK, ObjectiveWeights
 
 DUPLICATE_POLICIES = ("mean", "sum", "last", "error")
 CONFIDENCES = ("linear", "log")
@@ -134,6 +134,14 @@ class WALSParams:
         """Raise :class:`InputError` naming the first bad value; return self when all are fine."""
         if not _is_int(self.rank) or self.rank < 1:
             raise InputError(f"rank must be an integer >= 1, got {self.rank!r}")
+        if self.rank > MAX_RANK:
+            # Refused before any work: each row's k x k system alone would be rank^2 * 8 bytes.
+            size = self.rank * self.rank * 8 / 2**30
+            raise InputError(
+                f"rank must be at most {MAX_RANK}, got {self.rank}: each row's normal "
+                f"equation is a {self.rank} x {self.rank} matrix ({size:.3g} GiB) in the "
+                "solving task's memory"
+            )
         if not _is_int(self.sweeps) or self.sweeps < 1:
             raise InputError(f"sweeps must be an integer >= 1, got {self.sweeps!r}")
         if not _is_int(self.seed) or not -(2**63) <= self.seed < 2**63:

@@ -49,6 +49,17 @@ MAX_CHUNK_FLOATS = 262144
 # Rows assembled and solved together: bounds the float64 k x k stack (2048 x 64 x 64 x 8 B
 # = 64 MiB at rank 64) independently of the block size.
 ROWS_PER_SOLVE = 2048
+# ... and at most this many bytes of that stack, so that a large rank solves fewer rows at
+# a time instead of allocating more (2048 rows up to rank 64; one row at rank 2896).
+MAX_SOLVE_STACK_BYTES = 64 * 1024 * 1024
+# The largest rank a solve accepts: one k x k float64 system is 128 MiB at 4096, and a task
+# holds a few (the stack, LAPACK's copy, the Gramian). WALSParams refuses larger ranks.
+MAX_RANK = 4096
+
+
+def rows_per_solve(rank: int) -> int:
+    """Rows whose k x k systems are assembled and solved together at ``rank``."""
+    return max(1, min(ROWS_PER_SOLVE, MAX_SOLVE_STACK_BYTES // (rank * rank * 8)))
 
 
 @dataclass(frozen=True)
@@ -333,8 +344,8 @@ def solve_block(
     Rows without observations get zero factors. With w0 > 0 or lambda > 0 every system is
     positive definite (``WALSParams`` rejects w0 = lambda = 0); an exactly singular one
     falls back to the pseudo-inverse. Rows are
-    assembled and solved :data:`ROWS_PER_SOLVE` at a time (in order of their length), which
-    bounds the k x k work arrays whatever the block size.
+    assembled and solved :func:`rows_per_solve` at a time (in order of their length), which
+    bounds the k x k work arrays whatever the block size and rank.
 
     The loss terms come from the normal equations at no extra cost: per row,
     sum_j [W (a - u.v)^2 - w0 (u.v)^2] = sum_j W a^2 - 2 u.b + u^T M u, and
@@ -356,8 +367,9 @@ def solve_block(
     factors = np.zeros((block.n_rows, k), dtype=np.float32)
     observed, regularization = float(np.sum(target_sq)), 0.0
     diagonal = np.arange(k)
-    for start in range(0, len(order), ROWS_PER_SOLVE):
-        rows = order[start : start + ROWS_PER_SOLVE]
+    step = rows_per_solve(k)
+    for start in range(0, len(order), step):
+        rows = order[start : start + step]
         eqs = normal_equations(block, other, weights, rows, operands)
         lhs = eqs.observed_gram  # completed in place: w0 G + lambda_i I
         lhs += w0 * gram[None, :, :]
