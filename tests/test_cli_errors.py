@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -525,3 +526,44 @@ def test_load_rejects_what_is_not_a_model(spark, tmp_path):
     write(legacy / LEGACY_METADATA_FILE, json.dumps({"format": "walsspark-model"}))
     with pytest.raises(InputError, match="user_factors"):
         SavedModel.load(spark, str(legacy))
+
+
+def test_a_damaged_model_is_refused_with_one_line(spark, tmp_path, capsys):
+    """An edited rank, or a deleted factor or block part file, is caught before serving."""
+    csv = tmp_path / "r.csv"
+    rows = "".join(f"u{u},{i},{(u + i) % 5 + 1}\n" for u in range(30) for i in range(u % 7, 40, 6))
+    csv.write_text("user_id,item_id,rating\n" + rows)
+    model = tmp_path / "model"
+    args = ["train", "--input", str(csv), "--output", str(model), "--rank", "2", "--sweeps", "1"]
+    assert main([*args, "--num-user-blocks", "2", "--num-item-blocks", "2"]) == 0
+    capsys.readouterr()
+
+    def refused(path, *words):
+        status = main(["recommend", "--model", str(path), "--k", "2", "--output", str(path) + "-r"])
+        assert_one_error_line(status, capsys.readouterr(), ("damaged walsspark model", *words))
+
+    edited = tmp_path / "edited"
+    shutil.copytree(model, edited)
+    metadata = read_metadata(edited)
+    metadata["params"]["rank"] = 5
+    write_metadata(edited, metadata)
+    refused(edited, "user_factors/", "rank 5")
+
+    # A part file lost from the blocks (one file per block), or rows lost from the factors.
+    damaged = tmp_path / "without-a-block"
+    shutil.copytree(model, damaged)
+    parts = sorted((damaged / "user_blocks").glob("part-*"))
+    assert len(parts) == 2, parts
+    parts[0].unlink()
+    refused(damaged, "user_blocks/", "records 30")
+
+    for name, keep_checksum in (("fewer-factors", False), ("stale-checksum", True)):
+        damaged = tmp_path / name
+        shutil.copytree(model, damaged)
+        (part,) = sorted((damaged / "user_factors").glob("part-*"))
+        pq.write_table(pq.read_table(part).slice(0, 10), part)
+        if keep_checksum:  # Hadoop's .crc beside it no longer matches: a read error
+            refused(damaged, "error while reading file")
+        else:
+            (part.parent / f".{part.name}.crc").unlink()
+            refused(damaged, "user_factors/", "holds 10 ids", "records 30")

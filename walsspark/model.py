@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from walsspark import __version__
-from walsspark.errors import InputError
+from walsspark.errors import InputError, first_line
 from walsspark.params import WALSParams
 from walsspark.paths import join
 from walsspark.storage import Storage
@@ -158,12 +158,63 @@ class SavedModel:
             f"id {data[name]}, features array<float>" if name in data else None
             for name in ("user_id_type", "item_id_type")
         )
-        return cls(
+        model = cls(
             metadata=metadata,
             user_factors=_read_parquet(spark, join(location, "user_factors"), user_schema),
             item_factors=_read_parquet(spark, join(location, "item_factors"), item_schema),
             path=path,
             location=location,
+        )
+        try:
+            model.check_against_metadata(spark)
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - classic, Py4J and Connect errors alike
+            # A torn or corrupted file (Parquet, checksum): the model cannot be served.
+            raise InputError(f"damaged walsspark model {path}: {first_line(error)}") from None
+        return model
+
+    def check_against_metadata(self, spark: SparkSession) -> None:
+        """Refuse a model whose tables disagree with its metadata: a rank that is not the
+        factors' length, fewer (or more) ids in its factor tables or blocks than it records
+        (a deleted part file). Factor row counts come from the Parquet footers; one row of
+        each factor table and the blocks' id lists are read.
+
+        Raises
+        ------
+        InputError
+            One line naming the model, the table and both numbers.
+        """
+        from pyspark.sql import functions as F
+
+        rank = self.metadata.get("params", {}).get("rank")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise InputError(f"damaged walsspark model {self.path}: its rank is {rank!r}")
+        data = self.metadata.get("data", {})
+        for name, table, count_key in (
+            ("user_factors", self.user_factors, "num_users"),
+            ("item_factors", self.item_factors, "num_items"),
+        ):
+            first = table.select(F.size("features").alias("k")).limit(1).collect()
+            if first and first[0]["k"] != rank:
+                raise InputError(
+                    f"damaged walsspark model {self.path}: {name}/ holds {first[0]['k']} "
+                    f"factors per id, its metadata says rank {rank}"
+                )
+            _check_count(self.path, f"{name}/", table.count(), data.get(count_key), "ids")
+        for side, count_key in (("users", "num_users"), ("items", "num_items")):
+            blocks = self.factor_blocks(spark, side)
+            if blocks is not None:
+                # Ids, not block rows: a block can be empty (more blocks than ids).
+                ids = blocks.agg(F.sum(F.size("ids")).alias("n")).collect()[0]["n"] or 0
+                _check_count(self.path, f"{BLOCK_DIRS[side]}/", ids, data.get(count_key), "ids")
+
+
+def _check_count(path: str | None, table: str, found: int, recorded, what: str) -> None:
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and found != recorded:
+        raise InputError(
+            f"damaged walsspark model {path}: {table} holds {found} {what}, its metadata "
+            f"records {recorded}"
         )
 
 
