@@ -387,3 +387,21 @@ def test_saved_blocks_exclude_exactly_the_training_pairs(model, tmp_path, side, 
     assert {q: [c for c, _ in r] for q, r in got.items()} == {
         q: [c for c, _ in r] for q, r in expected.items()
     }
+
+
+def test_ids_use_the_saved_training_pairs_not_the_input(model, tmp_path, capsys):
+    # The model's training input is gone: --ids still excludes exactly the pairs trained
+    # on, read from the saved blocks (the same lists as the full, block-scored run).
+    moved = tmp_path / "moved"
+    shutil.copytree(model, moved)
+    meta = read_metadata(moved)
+    meta["data"]["input"] = str(tmp_path / "gone.csv")
+    write_metadata(moved, meta)
+    everyone = tmp_path / "everyone"
+    assert recommend(str(moved), everyone, "--k", "3") == 0
+    ids = write(tmp_path / "ids.txt", "u1\nu3\n")
+    subset = tmp_path / "subset"
+    assert recommend(str(moved), subset, "--k", "3", "--ids", ids) == 0
+    assert "saved with the model" in capsys.readouterr().out
+    expected = read_recs(everyone)
+    assert read_recs(subset) == {user: expected[user] for user in ("u1", "u3")}

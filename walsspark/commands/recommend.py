@@ -24,11 +24,25 @@ log = logging.getLogger("walsspark")
 
 
 def seen_pairs(spark, storage, model, args) -> tuple[Any, str]:
-    """The (user, item) pairs the model was trained on, and where they came from."""
+    """The (user, item) pairs the model was trained on, and where they came from: the
+    ``--ratings`` file when given, else the model's saved blocks, else its training input
+    read and split again (models saved without blocks)."""
+    from pyspark.sql import functions as F
+
     from walsspark.duplicates import resolve_duplicates
     from walsspark.splits import split_ratings
 
     data = model.metadata["data"]
+    blocks = None if args.ratings else model.factor_blocks(spark, "users")
+    if blocks is not None:
+        # The pairs trained on are in the saved blocks: the input is not read again.
+        from walsspark.block_tables import training_pairs
+
+        pairs = training_pairs(blocks)
+        return (
+            pairs.select(F.col("query").alias("user"), F.col("candidate").alias("item")),
+            "the training pairs saved with the model (user_blocks/)",
+        )
     if args.ratings:
         ratings = read_like_training(
             spark, model, args.ratings, args.ratings_format, args.user_col, args.item_col, storage

@@ -55,7 +55,7 @@ class WALS(Estimator[WALSModel], WALSParamsMixin, MLWritable, MLReadable["WALS"]
         return self._set(**kwargs)
 
     def _fit(self, dataset: DataFrame) -> WALSModel:
-        from walsspark.ml.recommendations import factor_rows_of_blocks
+        from walsspark.block_tables import factor_rows_of_blocks
         from walsspark.ratings_read import ratings_from_frame
         from walsspark.training import train_model
         from walsspark.weighting import weight_columns

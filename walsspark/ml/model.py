@@ -264,8 +264,8 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
         return self._mllib_lists(lists, side)
 
     def _recommend_subset(self, dataset: DataFrame, k: int, side: str, exclude: bool) -> DataFrame:
+        from walsspark.block_tables import training_pairs
         from walsspark.cluster import default_parallelism
-        from walsspark.ml.recommendations import training_pairs
         from walsspark.recommend import recommend
 
         _check_k(k)
