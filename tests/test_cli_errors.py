@@ -53,6 +53,20 @@ def parquet_input(columns: dict[str, pa.Array]) -> Callable[[Path], list[str]]:
     return setup
 
 
+def parquet_files_disagreeing() -> Callable[[Path], list[str]]:
+    """A Parquet directory whose files give user_id different types (int, then string)."""
+
+    def setup(tmp: Path) -> list[str]:
+        directory = tmp / "ratings"
+        directory.mkdir()
+        for name, users in (("a", pa.array([1, 2], pa.int64())), ("b", pa.array(["x", "y"]))):
+            table = pa.table({"user_id": users, "item_id": [10, 11], "rating": [3.0, 4.0]})
+            pq.write_table(table, directory / f"{name}.parquet")
+        return ["--input", str(directory)]
+
+    return setup
+
+
 def good_csv(*extra: str) -> Callable[[Path], list[str]]:
     """Valid ratings plus the given options."""
 
@@ -149,6 +163,11 @@ def _duplicates(tmp: Path) -> list[str]:
 NAN, INF = float("nan"), float("inf")
 
 CASES = [
+    Case(
+        "parquet files disagree on a column's type",
+        parquet_files_disagreeing(),
+        ("cannot read the ratings", "user_id", "b.parquet"),
+    ),
     # ------------------------------------------------------------ weights
     Case(
         "implicit zero rating",

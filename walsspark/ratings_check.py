@@ -8,7 +8,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 - the usual PySpark alias
 
-from walsspark.errors import InputError
+from walsspark.errors import InputError, first_line
 from walsspark.ratings_read import ITEM, RATING, RAW_RATING, RAW_SOURCE_ATTR, USER
 
 
@@ -60,7 +60,14 @@ def validate_ratings(df: DataFrame) -> int:
     for key, (condition, example) in conditions.items():
         aggregates.append(F.sum(F.when(condition, 1).otherwise(0)).alias(key))
         aggregates.append(F.min(F.when(condition, example)).alias(key + "_example"))
-    row = data.agg(*aggregates).collect()[0].asDict(recursive=True)
+    try:
+        row = data.agg(*aggregates).collect()[0].asDict(recursive=True)
+    except Exception as error:  # noqa: BLE001 - classic, Py4J and Connect errors alike
+        # The first pass over every input file: files Spark cannot read as one table (a
+        # Parquet column whose type differs between files, a corrupt file) fail here.
+        if "FAILED_READ_FILE" in str(error) or "CANNOT_READ_FILE" in str(error):
+            raise InputError(f"cannot read the ratings: {first_line(error)}") from None
+        raise
 
     count = int(row["n"])
     if count == 0:
