@@ -4,12 +4,10 @@ classic results."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from job_runs import run_result_job
 
 from walsspark.params import WALSParams
 from walsspark.recommend import recommend
@@ -24,19 +22,8 @@ def test_training_through_spark_connect_matches_classic(spark):
         for j in rng.choice(30, size=6, replace=False)
     ]
     params = dict(rank=3, sweeps=3, num_user_blocks=2, num_item_blocks=2, regularization=0.2)
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     job = Path(__file__).with_name("connect_train_job.py")
-    completed = subprocess.run(
-        [sys.executable, str(job), json.dumps({"ratings": ratings, "params": params})],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    remote = json.loads(lines[0][len("RESULT ") :])
+    remote = run_result_job([str(job), json.dumps({"ratings": ratings, "params": params})])
 
     frame = spark.createDataFrame(ratings, "user long, item string, rating double")
     trained = fit(spark, frame, WALSParams(**params))

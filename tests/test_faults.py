@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from job_runs import run_result_job
 
 from walsspark.faults import maybe_fail
 from walsspark.params import WALSParams
@@ -21,18 +20,7 @@ JOB = Path(__file__).with_name("fault_train_job.py")
 
 def run_job(payload: dict, extra_env: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WALSSPARK_FAULT")}
-    env.update(PYSPARK_PYTHON=sys.executable, **extra_env)
-    completed = subprocess.run(
-        [sys.executable, str(JOB), json.dumps(payload)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    return json.loads(lines[0][len("RESULT ") :])
+    return run_result_job([str(JOB), json.dumps(payload)], env={**env, **extra_env})
 
 
 @pytest.mark.parametrize("solver", ["exact", "cg"])

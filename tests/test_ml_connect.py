@@ -4,32 +4,18 @@ with it there too."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from job_runs import run_result_job
 from ml_data import COLUMNS, SCHEMA, explicit_rows
 
 from walsspark.ml import WALS
 
 
 def test_ml_api_through_spark_connect(spark, tmp_path):
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     job = Path(__file__).with_name("ml_connect_job.py")
-    completed = subprocess.run(
-        [sys.executable, str(job), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    remote = json.loads(lines[0][len("RESULT ") :])
+    remote = run_result_job([str(job), str(tmp_path)], timeout=900)
 
     frame = spark.createDataFrame(explicit_rows(), SCHEMA)
     model = WALS(rank=3, maxIter=4, numUserBlocks=2, numItemBlocks=2, **COLUMNS).fit(frame)

@@ -9,11 +9,10 @@ later training test checkpoint reliably.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from job_runs import run_result_job
 
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 RUN_BOTH = """
@@ -45,18 +44,9 @@ print("RESULT " + json.dumps(results))
 
 
 def test_als_example_with_wals_matches_mllib_rmse(tmp_path):
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYTHONPATH=str(JOBS))
-    completed = subprocess.run(
-        [sys.executable, "-c", RUN_BOTH, str(tmp_path / "checkpoints")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    results = json.loads(lines[0][len("RESULT ") :])
+    env = dict(os.environ, PYTHONPATH=str(JOBS))
+    checkpoints = str(tmp_path / "checkpoints")
+    results = run_result_job(["-c", RUN_BOTH, checkpoints], timeout=900, env=env)
     mllib, wals = results["mllib"], results["wals"]
     assert abs(wals["rmse"] / mllib["rmse"] - 1) <= 0.005, (wals["rmse"], mllib["rmse"])
     assert wals["user_recs"] == mllib["user_recs"] == results["users"]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import oracle
 import pytest
+from job_runs import run_result_job
 from pyspark.sql import functions as F
 
 from walsspark.factors import initial_factors
@@ -191,17 +189,7 @@ def test_reliable_checkpoints_when_a_checkpoint_dir_is_set(spark, tmp_path):
     setting = dict(rank=3, sweeps=4, num_user_blocks=2, num_item_blocks=2, checkpoint_interval=2)
     job = Path(__file__).with_name("checkpoint_train_job.py")
     payload = json.dumps({"ratings": ratings, "params": setting, "dir": str(tmp_path / "ckpt")})
-    completed = subprocess.run(
-        [sys.executable, str(job), payload],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, PYSPARK_PYTHON=sys.executable),
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert completed.returncode == 0 and lines, completed.stderr[-3000:]
-    result = json.loads(lines[0][len("RESULT ") :])
+    result = run_result_job([str(job), payload])
     assert result["files"] > 0  # something was written to the checkpoint directory
     # The last sweep (4, a multiple of the interval) is read from its checkpoint: the plan
     # scans the checkpointed data with no half-sweep operator left, and deleting the files

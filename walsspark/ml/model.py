@@ -266,16 +266,13 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
     def _recommend_subset(self, dataset: DataFrame, k: int, side: str, exclude: bool) -> DataFrame:
         from walsspark.block_tables import training_pairs
         from walsspark.cluster import default_parallelism
+        from walsspark.ml.recommendations import require_column
         from walsspark.recommend import recommend
 
         _check_k(k)
         query, candidates, num_candidates = self._sides(side)
         id_col = self.getUserCol() if side == "users" else self.getItemCol()
-        if id_col not in dataset.columns:
-            raise InputError(
-                f"missing column {id_col} in the DataFrame; columns present: "
-                f"{', '.join(dataset.columns) or '(none)'}"
-            )
+        require_column(dataset, id_col)
         id_type = query.schema["id"].dataType.simpleString()
         wanted = dataset.select(column(id_col).try_cast(id_type).alias("id")).distinct()
         seen = None

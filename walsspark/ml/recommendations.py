@@ -18,6 +18,15 @@ from walsspark.errors import InputError
 from walsspark.ratings_read import column
 
 
+def require_column(dataset: DataFrame, name: str) -> None:
+    """Raise :class:`InputError` naming ``name`` and the columns ``dataset`` has instead."""
+    if name not in dataset.columns:
+        raise InputError(
+            f"missing column {name} in the DataFrame; columns present: "
+            f"{', '.join(dataset.columns) or '(none)'}"
+        )
+
+
 def dot(left: Column, right: Column) -> Column:
     """The dot product of two array<float> columns (null when either is null), as float."""
     products = F.zip_with(left, right, lambda a, b: a.cast("double") * b.cast("double"))
@@ -40,11 +49,7 @@ def predict(
     a string id that is not a number matches no integer id.
     """
     for name in (user_col, item_col):
-        if name not in dataset.columns:
-            raise InputError(
-                f"missing column {name} in the DataFrame; columns present: "
-                f"{', '.join(dataset.columns) or '(none)'}"
-            )
+        require_column(dataset, name)
     user_type = user_factors.schema["id"].dataType.simpleString()
     item_type = item_factors.schema["id"].dataType.simpleString()
     users = user_factors.select(
