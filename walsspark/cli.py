@@ -210,7 +210,18 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
         "--checkpoint-interval",
         dest="checkpoint_interval",
         type=int,
-        help="with spark.checkpoint.dir set: a reliable checkpoint every N sweeps",
+        help="a checkpoint every N sweeps (with --checkpoint-dir or spark.checkpoint.dir)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        dest="checkpoint_dir",
+        help="keep every N-th sweep's factors here (any Hadoop file system): a lost executor "
+        "or a killed driver (--resume) continues from the last one",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in --checkpoint-dir (same data and options)",
     )
     parser.add_argument("--duplicates", choices=DUPLICATE_POLICIES)
     parser.add_argument("--output", help="model directory to write")
@@ -315,7 +326,7 @@ def load_config(path: str) -> dict[str, Any]:
             raise InputError(
                 f"option '{key}' in config file {path} must be a string, got {value!r}"
             )
-        if name == "overwrite" and not isinstance(value, bool):
+        if name in ("overwrite", "resume") and not isinstance(value, bool):
             raise InputError(
                 f"option '{key}' in config file {path} must be true or false, got {value!r}"
             )

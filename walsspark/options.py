@@ -38,6 +38,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "num_user_blocks": None,
     "num_item_blocks": None,
     "checkpoint_interval": 10,
+    "checkpoint_dir": None,
+    "resume": False,
     "duplicates": "mean",
     "output": None,
     "overwrite": False,
@@ -49,5 +51,5 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 # by WALSParams.validate, or are booleans).
 STRING_OPTIONS = frozenset(
     "input format user_col item_col rating_col timestamp_col duplicates output master "
-    "recommendations preset confidence weight_col solver split".split()
+    "recommendations preset confidence weight_col solver split checkpoint_dir".split()
 )

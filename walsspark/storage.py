@@ -31,12 +31,12 @@ from walsspark.paths import PathResolver, join, normalized, uri_path
 
 # A table writer gets the Spark path to write and the save mode to use.
 TableWriter = Callable[[str, str], None]
-# The sub-directories walsspark's outputs are made of (model, split, project and the
-# recommendation tables of train): with part files directly inside, an output --overwrite
-# may replace.
+# The sub-directories walsspark's outputs are made of (model, split, project, the
+# recommendation tables of train and a sweep checkpoint's slot): with part files directly
+# inside, an output --overwrite may replace.
 TABLE_DIRS = frozenset(
     "metadata user_factors item_factors user_blocks item_blocks users items train test "
-    "factors recommendations".split()
+    "factors recommendations checkpoint".split()
 )
 # Spark's own output marker, hidden from listings; Spark writes it on every file system.
 _NO_SUCCESS_MARKER = {"mapreduce.fileoutputcommitter.marksuccessfuljobs": "false"}

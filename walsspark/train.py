@@ -55,7 +55,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from walsspark.blocks import SideLayout, lay_out, pkey_column, warm_pairs
-from walsspark.cluster import default_parallelism
+from walsspark.cluster import conf_value, default_parallelism
 from walsspark.factors import (
     binary_views,
     decode_array,
@@ -73,6 +73,12 @@ from walsspark.solver import (
     gramian,
     solve_block,
     solve_block_cg,
+)
+from walsspark.sweep_checkpoints import (
+    SweepCheckpoints,
+    data_digest,
+    fingerprint,
+    lost_local_checkpoint,
 )
 
 log = logging.getLogger("walsspark")
@@ -564,6 +570,7 @@ def fit(
     ratings: DataFrame,
     params: WALSParams,
     holdout: DataFrame | None = None,
+    checkpoints: SweepCheckpoints | None = None,
 ) -> TrainedFactors:
     """Train user and item factors.
 
@@ -574,27 +581,54 @@ def fit(
         Validated ratings with columns ``user``, ``item``, ``rating``, one row per pair.
     params : WALSParams
         Besides the objective: ``solver`` (exact or CG), ``tol`` (stop once a sweep changes
-        the loss by a smaller fraction).
+        the loss by a smaller fraction), ``checkpoint_interval``.
     holdout : DataFrame, optional
         Held-out pairs (``user``, ``item``, ``rating`` as the target, and ``confidence``
         when ``ratings`` has it) scored after every sweep, inside the item half-sweep: each
         sweep's ``metrics`` are :func:`holdout_metrics_of` (pairs whose user or item has no
         ratings are counted as cold, not scored).
+    checkpoints : SweepCheckpoints, optional
+        Where every ``checkpoint_interval``-th sweep's factors are written, and where a
+        resumed run (``checkpoints.resume``) continues from. Without it, a reliable Spark
+        checkpoint is taken instead when the session has a checkpoint directory.
 
     Returns
     -------
     TrainedFactors
+
+    Notes
+    -----
+    Half-sweep outputs are local checkpoints, lost with their executor. When a sweep fails
+    for that reason (:func:`walsspark.sweep_checkpoints.lost_local_checkpoint`), training
+    goes back to the last sweep checkpoint (or, without one, to the initial factors) and
+    computes the sweeps again, up to :data:`MAX_RESTARTS` times: the same bytes as an
+    undisturbed run, since every sweep is a function of the one before.
     """
     params.validate()
     start = time.perf_counter()
-    num_ratings = ratings.count()
-    num_user_blocks = params.num_user_blocks or default_num_blocks(spark, num_ratings)
-    num_item_blocks = params.num_item_blocks or default_num_blocks(spark, num_ratings)
-    holdout_total = 0
-    scorable = None
-    if holdout is not None:
-        holdout_total = holdout.count()
-        scorable = warm_pairs(holdout, ratings) if holdout_total else None
+    holdout_total = holdout.count() if holdout is not None else 0
+    if checkpoints is not None:
+        num_ratings, digest = data_digest(ratings)
+    else:
+        num_ratings, digest = ratings.count(), None
+    restored = None
+    if checkpoints is not None:
+        resumable = checkpoints.resume and checkpoints.found()
+        # Block counts left to the cluster are taken from the checkpoint: a resumed run's
+        # sums must be taken over the same blocks.
+        blocks = _resumed_blocks(params, resumable[0].fingerprint if resumable else None)
+    else:
+        blocks = None
+    num_user_blocks, num_item_blocks = blocks or (
+        params.num_user_blocks or default_num_blocks(spark, num_ratings),
+        params.num_item_blocks or default_num_blocks(spark, num_ratings),
+    )
+    wanted = None
+    if checkpoints is not None:
+        data = {"num_ratings": num_ratings, "digest": digest, "holdout": holdout_total}
+        wanted = fingerprint(params.to_dict(), data, (num_user_blocks, num_item_blocks))
+        restored = checkpoints.start(wanted)
+    scorable = warm_pairs(holdout, ratings) if holdout is not None and holdout_total else None
     users, items = lay_out(ratings, num_user_blocks, num_item_blocks, params.seed, scorable)
     log.info(
         "laid out %d ratings in %d user blocks and %d item blocks (%.1f s)",
@@ -607,54 +641,86 @@ def fit(
     user_weights = params.user_weights()
     item_weights = user_weights.swapped()
 
-    reliable_dir = checkpoint_dir(spark)
+    reliable_dir = checkpoint_dir(spark) if checkpoints is None else None
+    _warn_without_checkpoints(spark, checkpoints is not None or reliable_dir is not None)
     on_routes = gramians_on_routes(num_user_blocks, num_item_blocks, rank)
-    item_blocks = initial_factor_blocks(items, rank, on_routes)
     cg = params.solver == "cg"
+    # Where a sweep that lost its executor's local checkpoints starts again: the initial
+    # factors (lazy, computed again from the cached layout), then each sweep checkpoint.
     # CG starts every block from its last factors: the users' first start is their
     # initial factors (a function of seed and id, like the items').
-    user_blocks = initial_factor_blocks(users, rank, on_routes) if cg else None
-    history: list[SweepRecord] = []
-    for sweep in range(1, params.sweeps + 1):
-        sweep_start = time.perf_counter()
-        # Every checkpoint_interval sweeps, a reliable checkpoint when a directory is set
-        # (MLlib's checkpointInterval); otherwise the executors' local checkpoints.
-        reliable = reliable_dir is not None and sweep % params.checkpoint_interval == 0
-        previous_users, previous_items = (user_blocks, item_blocks) if cg else (None, None)
-        user_blocks = _materialize(
-            half_sweep(
-                users, item_blocks, user_weights, rank, previous_users, params.cg_steps, on_routes
-            ),
-            reliable,
-        )
-        item_blocks = _materialize(
-            half_sweep(
-                items, user_blocks, item_weights, rank, previous_items, params.cg_steps, on_routes
-            ),
-            reliable,
-        )
-        # One Spark job per sweep: collecting the item half-sweep's loss runs both halves.
+    restart = (
+        0,
+        initial_factor_blocks(users, rank, on_routes) if cg else None,
+        initial_factor_blocks(items, rank, on_routes),
+        [],
+    )
+    if restored is not None:
+        user_blocks, item_blocks = checkpoints.tables(restored, SOLVED_SCHEMA)
         loss, scored = collect_sweep(item_blocks)
+        history = [_record(entry) for entry in restored.history]
+        metrics = holdout_metrics_of(scored, holdout_total) if holdout is not None else None
+        history.append(SweepRecord(restored.sweep, loss, restored.seconds, metrics))
+        restart = (restored.sweep, user_blocks, item_blocks, history)
+        log.info(
+            "resuming from the checkpoint of sweep %d in %s (loss %.6g)",
+            restored.sweep,
+            checkpoints.storage.describe(checkpoints.path),
+            loss,
+        )
+    sweep, user_blocks, item_blocks, history = restart[0], restart[1], restart[2], [*restart[3]]
+    restarts = 0
+    while sweep < params.sweeps and not _converged(history, params.tol):
+        sweep += 1
+        sweep_start = time.perf_counter()
+        # Every checkpoint_interval sweeps: a sweep checkpoint, or a reliable Spark
+        # checkpoint when the session has a directory (MLlib's checkpointInterval);
+        # otherwise the executors' local checkpoints only.
+        due = sweep % params.checkpoint_interval == 0
+        previous_users, previous_items = (user_blocks, item_blocks) if cg else (None, None)
+        try:
+            user_blocks = _materialize(
+                half_sweep(
+                    users, item_blocks, user_weights, rank, previous_users, params.cg_steps,
+                    on_routes,
+                ),
+                due and reliable_dir is not None,
+            )  # fmt: skip
+            item_blocks = _materialize(
+                half_sweep(
+                    items, user_blocks, item_weights, rank, previous_items, params.cg_steps,
+                    on_routes,
+                ),
+                due and reliable_dir is not None,
+            )  # fmt: skip
+            if due and checkpoints is not None:
+                user_blocks, item_blocks = checkpoints.write(
+                    sweep, user_blocks, item_blocks, [_entry(r) for r in history], wanted,
+                    SOLVED_SCHEMA, time.perf_counter() - sweep_start,
+                )  # fmt: skip
+            # One Spark job per sweep: collecting the item half-sweep's loss runs both halves.
+            loss, scored = collect_sweep(item_blocks)
+        except Exception as error:
+            if not lost_local_checkpoint(error) or restarts >= MAX_RESTARTS:
+                raise
+            restarts += 1
+            sweep, user_blocks, item_blocks, history = (
+                restart[0], restart[1], restart[2], [*restart[3]],
+            )  # fmt: skip
+            log.warning(
+                "sweep %d lost its input with an executor (%s): computing again from %s "
+                "(restart %d of at most %d)",
+                sweep + 1, _first_line(error),
+                f"the checkpoint of sweep {sweep}" if sweep else "the initial factors",
+                restarts, MAX_RESTARTS,
+            )  # fmt: skip
+            continue
         seconds = time.perf_counter() - sweep_start
         metrics = holdout_metrics_of(scored, holdout_total) if holdout is not None else None
         history.append(SweepRecord(sweep, loss, seconds, metrics))
-        if metrics is not None and metrics["count"]:
-            log.info(
-                "sweep %d/%d loss %.6g holdout rmse %.4f (%.2f s)",
-                sweep,
-                params.sweeps,
-                loss,
-                metrics["rmse"],
-                seconds,
-            )
-        else:
-            log.info("sweep %d/%d loss %.6g (%.2f s)", sweep, params.sweeps, loss, seconds)
-        if params.tol > 0 and len(history) > 1:
-            before = history[-2].loss
-            change = abs(before - loss) / max(abs(before), 1e-300)
-            if change < params.tol:
-                log.info("relative loss change %.3g < tol %g: stopping", change, params.tol)
-                break
+        if due and (checkpoints is not None or reliable_dir is not None):
+            restart = (sweep, user_blocks, item_blocks, [*history])
+        _log_sweep(history[-1], params.sweeps)
     return TrainedFactors(
         params=params,
         users=users,
@@ -664,6 +730,77 @@ def fit(
         history=history,
         num_ratings=num_ratings,
         fit_seconds=time.perf_counter() - start,
+    )
+
+
+# How often one training run goes back to a checkpoint after losing local checkpoints
+# with an executor before it gives up.
+MAX_RESTARTS = 3
+
+
+def _converged(history: list[SweepRecord], tol: float) -> bool:
+    """Whether the last sweep changed the loss by less than ``tol`` (relative)."""
+    if tol <= 0 or len(history) < 2:
+        return False
+    before, loss = history[-2].loss, history[-1].loss
+    change = abs(before - loss) / max(abs(before), 1e-300)
+    if change < tol:
+        log.info("relative loss change %.3g < tol %g: stopping", change, tol)
+        return True
+    return False
+
+
+def _log_sweep(record: SweepRecord, sweeps: int) -> None:
+    metrics = record.metrics
+    if metrics is not None and metrics["count"]:
+        log.info(
+            "sweep %d/%d loss %.6g holdout rmse %.4f (%.2f s)",
+            record.sweep, sweeps, record.loss, metrics["rmse"], record.seconds,
+        )  # fmt: skip
+    else:
+        log.info(
+            "sweep %d/%d loss %.6g (%.2f s)", record.sweep, sweeps, record.loss, record.seconds
+        )
+
+
+def _entry(record: SweepRecord) -> dict:
+    return {
+        "sweep": record.sweep,
+        "loss": record.loss,
+        "seconds": record.seconds,
+        "metrics": record.metrics,
+    }
+
+
+def _record(entry: dict) -> SweepRecord:
+    return SweepRecord(entry["sweep"], entry["loss"], entry["seconds"], entry["metrics"])
+
+
+def _resumed_blocks(params: WALSParams, found: dict | None) -> tuple[int, int] | None:
+    """Block counts for a resumed run: those given, else the checkpoint's."""
+    if found is None or not found.get("blocks"):
+        return None
+    users, items = found["blocks"]
+    return (params.num_user_blocks or int(users), params.num_item_blocks or int(items))
+
+
+def _first_line(error: BaseException) -> str:
+    from walsspark.errors import first_line
+
+    return first_line(error)[:200]
+
+
+def _warn_without_checkpoints(spark: SparkSession, checkpointed: bool) -> None:
+    """On a cluster, say what losing an executor will cost when nothing is checkpointed."""
+    if checkpointed:
+        return
+    master = conf_value(spark, "spark.master") or ""
+    if not master or master.startswith("local"):
+        return
+    log.warning(
+        "no checkpoint directory: an executor lost during training makes it start again "
+        "from sweep 1; pass --checkpoint-dir (or set spark.checkpoint.dir) on a file "
+        "system all executors and the driver share"
     )
 
 

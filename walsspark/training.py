@@ -28,6 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from walsspark.errors import InputError
 from walsspark.params import WALSParams
+from walsspark.sweep_checkpoints import SweepCheckpoints
 from walsspark.train import TrainedFactors
 
 
@@ -81,6 +82,7 @@ def train_model(
     ratings: DataFrame,
     params: WALSParams,
     source: dict[str, Any] | None = None,
+    checkpoints: SweepCheckpoints | None = None,
 ) -> TrainedModel:
     """Validate, deduplicate, split, weight and train; describe the result.
 
@@ -97,6 +99,8 @@ def train_model(
     source : dict, optional
         Where the ratings came from (``input``, ``format``, column names), recorded first
         in ``metadata["data"]``.
+    checkpoints : SweepCheckpoints, optional
+        Where to keep sweep checkpoints and resume from (:func:`walsspark.train.fit`).
 
     Returns
     -------
@@ -110,7 +114,7 @@ def train_model(
     """
     cached: list[DataFrame] = []
     try:
-        return _train(spark, ratings, params, source or {}, cached)
+        return _train(spark, ratings, params, source or {}, cached, checkpoints)
     except Exception:
         # Bad input found half-way: leave no cached data behind.
         for frame in cached:
@@ -124,6 +128,7 @@ def _train(
     params: WALSParams,
     source: dict[str, Any],
     cached: list[DataFrame],
+    checkpoints: SweepCheckpoints | None = None,
 ) -> TrainedModel:
     """:func:`train_model`'s steps; every DataFrame it caches goes into ``cached``."""
     from walsspark.duplicates import resolve_duplicates
@@ -173,6 +178,7 @@ def _train(
         entries,
         params,
         holdout if params.has_holdout else None,
+        checkpoints,
     )
     # The factor blocks (factors with the training pairs, per block) are saved with the
     # model and are what recommendations are scored from.

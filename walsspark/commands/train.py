@@ -10,6 +10,7 @@ from walsspark.errors import InputError
 from walsspark.options import SYNTHETIC_INPUT
 from walsspark.params import WALSParams
 from walsspark.session import SparkSetup
+from walsspark.sweep_checkpoints import SweepCheckpoints
 
 log = logging.getLogger("walsspark")
 
@@ -34,6 +35,9 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
         recommendations_path = options["recommendations"] or (
             f"{options['output'].rstrip('/')}-recommendations"
         )
+    checkpoint_path = options["checkpoint_dir"]
+    if options["resume"] and not checkpoint_path:
+        raise InputError("--resume needs --checkpoint-dir (the directory to resume from)")
 
     def check_paths(storage) -> None:
         check_exists(storage, options["input"], "input")
@@ -44,6 +48,17 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
                 storage, recommendations_path, input=options["input"], model=options["output"]
             )
             storage.check_output(recommendations_path, options["overwrite"])
+        if checkpoint_path:
+            SweepCheckpoints(
+                storage, checkpoint_path, options["resume"], options["overwrite"]
+            ).check_unused()
+            check_apart(
+                storage,
+                checkpoint_path,
+                input=options["input"],
+                model=options["output"],
+                recommendations=recommendations_path,
+            )
 
     spark, storage = setup.start_checked(check_paths)
     ratings = read_input(spark, options, extra_cols=weight_columns(params), storage=storage)
@@ -57,7 +72,12 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
         **{name: options[name] for name in ("user_col", "item_col", "rating_col")},
         "timestamp_col": options["timestamp_col"],
     }
-    result = train_model(spark, ratings, params, source)
+    checkpoints = None
+    if checkpoint_path:
+        checkpoints = SweepCheckpoints(
+            storage, checkpoint_path, options["resume"], options["overwrite"]
+        )
+    result = train_model(spark, ratings, params, source, checkpoints=checkpoints)
     metadata = result.metadata
     save_model(
         options["output"],
