@@ -4,12 +4,16 @@ workers on 127.0.0.1, the executors running Python from the shipped environment 
 Training (with a reliable checkpoint directory) and recommending there give the factors
 of a local[2] run (float32 tolerance) and the same recommendation lists. The wall times of
 the two submissions are printed (run pytest with -s to see them; README.md quotes them).
+
+Executor loss: the same training with ``--checkpoint-dir``, one worker's executor JVM
+killed by PID during sweep 4, ends with the factors of the undisturbed cluster run, bitwise.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -47,6 +51,56 @@ def submit(*args: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess,
         check=False,
     )
     return completed, time.perf_counter() - start
+
+
+def submit_and_kill_an_executor(
+    *args: str, after: str, work_dir: Path, timeout: int = 900
+) -> tuple[int, str, float]:
+    """Run ./spark-submit.sh; once ``after`` appears in its log, SIGKILL the executor JVM
+    working in ``work_dir`` (one worker's). Returns the exit status, the log and the wall
+    time."""
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    for name in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONF_DIR", "SPARK_HOME"):
+        env.pop(name, None)
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [str(ROOT / "spark-submit.sh"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    log, killed = [], None
+    try:
+        for line in process.stdout:
+            log.append(line)
+            if killed is None and after in line:
+                killed = executor_pid(work_dir)
+                os.kill(killed, signal.SIGKILL)
+                log.append(f"TEST: killed executor {killed}\n")
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    assert killed is not None, "".join(log[-40:])
+    return process.returncode, "".join(log), time.perf_counter() - start
+
+
+def executor_pid(work_dir: Path) -> int:
+    """The PID of the executor JVM whose working directory is under ``work_dir``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"CoarseGrainedExecutorBackend" in command and cwd.startswith(str(work_dir)):
+            return int(entry.name)
+    raise AssertionError(f"no executor JVM working in {work_dir}")
 
 
 def factors(path: Path) -> dict:
@@ -113,6 +167,25 @@ def test_train_and_recommend_on_a_standalone_cluster(spark, ratings, tmp_path):
         assert "2 user blocks and 2 item blocks" in log
         # A reliable checkpoint was written to the checkpoint directory (sweeps 2 and 4).
         assert any(files for _, _, files in os.walk(checkpoints))
+
+        # Executor loss: the same training, sweep checkpoints at sweeps 2 and 4 in a
+        # directory all processes share; every solve task sleeps 1 s (walsspark.faults), so
+        # that the kill lands while sweep 4 runs. Sweep 4 needs sweep 3's local checkpoints,
+        # some of them lost with the executor: training goes back to sweep 2's checkpoint.
+        lost_model = tmp_path / "model-executor-lost"
+        status, lost_log, lost_seconds = submit_and_kill_an_executor(
+            *options, "--conf", "spark.executorEnv.WALSSPARK_TASK_DELAY=1",
+            *train, "--output", str(lost_model),
+            "--checkpoint-dir", f"file://{tmp_path / 'sweep-checkpoints'}",
+            after="sweep 3/4", work_dir=cluster.work_dirs[0],
+        )  # fmt: skip
+        assert status == 0, lost_log[-5000:]
+        print(f"executor killed in sweep 4: train {lost_seconds:.1f} s (1 s sleep per task)")
+        assert "lost its input with an executor" in lost_log, lost_log[-5000:]
+        assert "computing again from the checkpoint of sweep 2" in lost_log, lost_log[-5000:]
+    # Bitwise the undisturbed cluster run's factors (same 2 x 2 blocks).
+    assert factors(lost_model / "user_factors") == factors(model / "user_factors")
+    assert factors(lost_model / "item_factors") == factors(model / "item_factors")
 
     local_users, cluster_users = (
         factors(local_model / "user_factors"),

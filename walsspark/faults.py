@@ -1,4 +1,5 @@
-"""Test-only fault injection: make chosen task attempts fail. Off unless a variable is set.
+"""Test-only fault injection: make chosen task attempts fail, or every solve task slow.
+Off unless a variable is set.
 
 ``WALSSPARK_FAULTS`` lists targets, comma-separated, ``<side>:<block>``: ``side`` is
 ``user`` or ``item`` (the half-sweep solving that side) and ``block`` a block number or
@@ -7,7 +8,8 @@
 e.g. ``local[2,4]``), and the retry computes the same bytes: the Gramians and losses are
 added in block order, the initial factors are a function of the id. With
 ``WALSSPARK_FAULT_LOG`` set to a directory, every injected failure leaves a file there, so
-a test can count them.
+a test can count them. ``WALSSPARK_TASK_DELAY`` (seconds) makes every solve task sleep
+that long first, so that a test can kill an executor while a half-sweep runs.
 
 The variables must be in the executors' environment (on ``local[*]`` the driver's, set
 before the session starts). Used by ``tests/test_faults.py``; documented in README
@@ -17,10 +19,12 @@ before the session starts). Used by ``tests/test_faults.py``; documented in READ
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 FAULTS_VARIABLE = "WALSSPARK_FAULTS"
 FAULT_LOG_VARIABLE = "WALSSPARK_FAULT_LOG"
+DELAY_VARIABLE = "WALSSPARK_TASK_DELAY"
 
 
 class InjectedFaultError(RuntimeError):
@@ -38,7 +42,11 @@ def _targets(value: str) -> set[tuple[str, str]]:
 
 def maybe_fail(side: str, block: int) -> None:
     """Raise :class:`InjectedFaultError` in the first attempt of a task solving ``block`` of
-    ``side`` when ``WALSSPARK_FAULTS`` names it; do nothing otherwise (the normal case)."""
+    ``side`` when ``WALSSPARK_FAULTS`` names it; sleep ``WALSSPARK_TASK_DELAY`` seconds first
+    when that is set; do nothing otherwise (the normal case)."""
+    delay = os.environ.get(DELAY_VARIABLE)
+    if delay:
+        time.sleep(float(delay))
     value = os.environ.get(FAULTS_VARIABLE)
     if not value:
         return

@@ -676,7 +676,9 @@ def fit(
         # Every checkpoint_interval sweeps: a sweep checkpoint, or a reliable Spark
         # checkpoint when the session has a directory (MLlib's checkpointInterval);
         # otherwise the executors' local checkpoints only.
-        due = sweep % params.checkpoint_interval == 0
+        # The last sweep too: the model is built from its factors after training, and
+        # losing them with an executor then would fail the run.
+        due = sweep % params.checkpoint_interval == 0 or sweep == params.sweeps
         previous_users, previous_items = (user_blocks, item_blocks) if cg else (None, None)
         try:
             user_blocks = _materialize(
