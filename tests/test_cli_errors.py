@@ -287,6 +287,40 @@ CASES = [
         csv_input("user_id,item_id,rating\nu1,i1,1.0\nu2,i2,bad\n"),
         ("1 row has a non-numeric rating", "user='u2', item='i2', rating='bad'"),
     ),
+    # ------------------------------------------------------------ delimited text
+    Case(
+        "too many fields",
+        csv_input(HEADER + GOOD_ROWS + "4,13,2.0,99\n"),
+        ("1 row has another number of fields than the header line's 3", "'4,13,2.0,99'"),
+    ),
+    Case(
+        "csv without a header line",
+        csv_input(GOOD_ROWS),
+        ("ratings.csv seems to have no header line", "--no-header"),
+    ),
+    Case(
+        "tsv with a header line",
+        csv_input("user_id\titem_id\trating\n1\t10\t4.0\n", name="ratings.tsv"),
+        ("seems to have a header line (user_id, item_id, rating)", "--header"),
+    ),
+    Case(
+        "id not an integer",
+        with_args(csv_input(HEADER + GOOD_ROWS + "u4,13,2.0\n"), "--id-type", "integer"),
+        ("1 row has an id in column 'user_id' that is not a 64-bit integer", "'u4'"),
+    ),
+    Case(
+        "weight column without a header line",
+        with_args(csv_input(GOOD_ROWS), "--no-header", "--weight-col", "w"),
+        ("weight columns (w) need named columns", "--header"),
+    ),
+    Case(
+        "too few columns without a header line",
+        with_args(csv_input("1,10\n2,11\n"), "--no-header"),
+        ("has 2 column(s)", "expected user, item, rating"),
+    ),
+    Case("unknown id type", good_csv("--id-type", "text"), ("--id-type", "'text'")),
+    Case("config bad id type", config("id_type = 'text'\n"), ("id type", "'text'")),
+    Case("config bad header", config("header = 'yes'\n"), ("header must be true or false",)),
     # ------------------------------------------------------------ empty data
     Case("header only", csv_input(HEADER), ("no ratings",)),
     Case("zero-byte file", csv_input(""), ("no ratings",)),

@@ -133,7 +133,9 @@ def test_project_new_items(spark, model, tmp_path):
     "extra, content, words",
     [
         (["--k", "0"], NEW_USERS_CSV, "k must be >= 1"),
-        ([], "user_id,item_id,rating\n5,10,3\n", "user ids"),
+        # The model's item ids are integers; "i10" is text (a user id "5" would be the
+        # text "5", as the model's user ids are text).
+        ([], "user_id,item_id,rating\nu5,i10,3\n", "item ids"),
         ([], "user_id,item_id,rating\n", "no ratings"),
     ],
     ids=["k0", "id-type", "empty"],

@@ -297,8 +297,9 @@ BAD = {
     "k negative": (_args("--k", "-3"), ("k must be >= 1", "-3")),
     "k not a number": (_args("--k", "many"), ("--k", "'many'")),
     "unknown side": (_args("--for", "both"), ("--for", "'both'")),
+    # The model's user ids are text, which is how "1" is read unless said otherwise.
     "ratings user id type": (
-        _ratings(HEADER + "1,10,1.0\n"),
+        _ratings(HEADER + "1,10,1.0\n", "--ratings-id-type", "integer"),
         ("user ids", "seen.csv", "bigint", "string"),
     ),
     "ratings item id type": (

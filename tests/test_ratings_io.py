@@ -254,7 +254,8 @@ def test_corrupt_parquet(spark, tmp_path):
 
 
 def test_unsupported_id_type(spark, tmp_path):
-    path = write(tmp_path / "r.csv", "user_id,item_id,rating\n1.5,10,4\n")
+    # Parquet keeps its column types; CSV ids such as 1.5 are text (tests/test_ids_as_written.py).
+    path = write_parquet(tmp_path / "r.parquet", {"user_id": [1.5], "item_id": [10], "rating": [4]})
     with pytest.raises(InputError, match=r"user id column 'user_id' has type double"):
         read_ratings(spark, path)
 

@@ -19,7 +19,7 @@ from walsspark.commands.recommend import print_recommend_summary, run_recommend
 from walsspark.commands.split import print_split_summary, run_split
 from walsspark.commands.train import print_train_summary, run_train
 from walsspark.errors import InputError
-from walsspark.options import FORMATS, STRING_OPTIONS, SYNTHETIC_INPUT, TRAIN_DEFAULTS
+from walsspark.options import FORMATS, ID_TYPES, STRING_OPTIONS, SYNTHETIC_INPUT, TRAIN_DEFAULTS
 from walsspark.params import (
     CONFIDENCES,
     DUPLICATE_POLICIES,
@@ -73,6 +73,25 @@ def _add_conf(parser: argparse.ArgumentParser, dest: str = "conf") -> None:
     )
 
 
+def _add_text_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--id-type`` and ``--header``/``--no-header``: how csv and tsv input is read
+    (``prefix`` names the input when the command has other formats, e.g. ``ratings-``)."""
+    parser.add_argument(
+        f"--{prefix}id-type",
+        dest=f"{prefix.replace('-', '_')}id_type",
+        choices=ID_TYPES,
+        help="csv/tsv ids: auto (integers when every id of a column is one as written, "
+        "else text: '007' and '7' are two ids), string, or integer ('007' is 7)",
+    )
+    parser.add_argument(
+        f"--{prefix}header",
+        dest=f"{prefix.replace('-', '_')}header",
+        action=argparse.BooleanOptionalAction,
+        help="csv/tsv: the first line names the columns (default: csv yes, tsv no); "
+        "without one, columns are user, item, rating[, timestamp] by position",
+    )
+
+
 def _evaluate_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
@@ -96,6 +115,7 @@ def _evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--format", choices=FORMATS, help="format of --test")
     parser.add_argument("--train-format", dest="train_format", choices=FORMATS)
+    _add_text_options(parser)
     parser.add_argument("--user-col", dest="user_col")
     parser.add_argument("--item-col", dest="item_col")
     parser.add_argument(
@@ -121,6 +141,7 @@ def _split_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--item-col", dest="item_col", default="item_id")
     parser.add_argument("--rating-col", dest="rating_col", default="rating")
     parser.add_argument("--timestamp-col", dest="timestamp_col")
+    _add_text_options(parser)
     parser.add_argument("--method", choices=SPLIT_METHODS, default="random")
     parser.add_argument(
         "--fraction", type=float, default=0.2, help="share held out (random, user-fraction, time)"
@@ -152,6 +173,7 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--item-col", dest="item_col")
     parser.add_argument("--rating-col", dest="rating_col")
     parser.add_argument("--timestamp-col", dest="timestamp_col")
+    _add_text_options(parser)
     parser.add_argument("--rank", type=int, help="number of latent factors k")
     parser.add_argument("--sweeps", type=int, help="passes over the data (MLlib maxIter)")
     parser.add_argument("--unobserved-weight", dest="unobserved_weight", type=float, help="w0")
@@ -259,6 +281,7 @@ def _recommend_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--ratings", help="ratings whose pairs are excluded (seen)")
     parser.add_argument("--ratings-format", dest="ratings_format", choices=FORMATS)
+    _add_text_options(parser, prefix="ratings-")
     parser.add_argument("--user-col", dest="user_col")
     parser.add_argument("--item-col", dest="item_col")
     parser.add_argument("--include-seen", dest="include_seen", action="store_true")
@@ -301,6 +324,7 @@ def _project_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--user-col", dest="user_col")
     parser.add_argument("--item-col", dest="item_col")
     parser.add_argument("--rating-col", dest="rating_col")
+    _add_text_options(parser)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--master")
     _add_conf(parser)

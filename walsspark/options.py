@@ -6,6 +6,9 @@ from typing import Any
 
 SYNTHETIC_INPUT = "synthetic"
 FORMATS = ("auto", "parquet", "csv", "tsv", "movielens")
+# How CSV and TSV ids are read (walsspark.delimited): integers when every one is a canonical
+# integer, as text, or parsed as integers ("007" is 7).
+ID_TYPES = ("auto", "string", "integer")
 
 # Defaults of `walsspark train` (TF WALS's where the concept is WALS-specific).
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -15,6 +18,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "item_col": "item_id",
     "rating_col": "rating",
     "timestamp_col": None,
+    "id_type": "auto",
+    "header": None,
     "rank": 10,
     "sweeps": 10,
     "unobserved_weight": 0.1,
@@ -50,6 +55,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 # Options that must be strings when they come from a config file (the rest are checked
 # by WALSParams.validate, or are booleans).
 STRING_OPTIONS = frozenset(
-    "input format user_col item_col rating_col timestamp_col duplicates output master "
+    "input format id_type user_col item_col rating_col timestamp_col duplicates output master "
     "recommendations preset confidence weight_col solver split checkpoint_dir".split()
 )

@@ -2,8 +2,9 @@
 
 Every reader returns the same columns: ``user``, ``item``, ``rating`` (double) and, when
 the input has one, ``timestamp`` (long, seconds). User and item ids keep their type
-family: integral ids become ``long``, string ids stay ``string``. The format of ``auto``
-comes from :mod:`walsspark.input_format`.
+family: integral ids become ``long``, string ids stay ``string``; CSV and TSV ids are read
+as written (:mod:`walsspark.delimited`: ``"007"`` and ``"7"`` are two ids unless the ids
+are read as integers). The format of ``auto`` comes from :mod:`walsspark.input_format`.
 
 Everything here uses the DataFrame API only (no RDDs, no ``sparkContext``), so it runs on
 classic Spark and on Spark Connect alike, on any file system Spark reads.
@@ -29,6 +30,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from walsspark.delimited import TextInput, check_read_options, read_text, typed_text
 from walsspark.errors import InputError, guarded_read
 from walsspark.input_format import (
     FORMATS,
@@ -68,6 +70,8 @@ def read_ratings(
     timestamp_col: str | None = None,
     extra_cols: tuple[str, ...] = (),
     storage: Storage | None = None,
+    id_type: str | tuple[str, str] = "auto",
+    header: bool | None = None,
 ) -> DataFrame:
     """Read ratings into the internal layout ``user, item, rating[, timestamp]``.
 
@@ -78,23 +82,31 @@ def read_ratings(
     path : str
         File, directory or glob; local or any file system URI Spark can read.
     fmt : str
-        ``auto``, ``parquet``, ``csv`` (with a header), ``tsv`` (no header; positional
-        columns user, item, rating and an optional timestamp) or ``movielens``
-        (``u.data``, ``ratings.dat`` or ``ratings.csv``, or a directory holding one).
-        ``auto`` picks the format from the path name or the directory's content.
+        ``auto``, ``parquet``, ``csv`` (a header line by default), ``tsv`` (no header
+        line by default) or ``movielens`` (``u.data``, ``ratings.dat`` or ``ratings.csv``,
+        or a directory holding one). ``auto`` picks the format from the path name or the
+        directory's content. Text without a header line has positional columns user,
+        item, rating and an optional timestamp.
     user_col, item_col, rating_col : str
-        Source column names (parquet and csv only).
+        Source column names (parquet, and csv or tsv with a header line).
     timestamp_col : str, optional
-        Source timestamp column (parquet and csv only); without it the result has no
-        ``timestamp`` column unless the format defines one (tsv with four columns,
-        MovieLens).
+        Source timestamp column (as the other names); without it the result has no
+        ``timestamp`` column unless the format defines one (text without a header line
+        with four columns, MovieLens).
     extra_cols : tuple of str
         Further numeric source columns to keep as doubles, named :func:`weight_alias`
         (``_w_<name>``, so that a weight column may also be, say, the rating column);
-        parquet and csv only.
+        named columns only.
     storage : Storage, optional
         How to reach ``path`` (driver-local or through Spark); default: as the session
         resolves paths.
+    id_type : str or (str, str)
+        How csv and tsv ids are read, for both id columns or (user, item): ``auto`` (long
+        when every id of the column is a canonical base-10 integer fitting 64 bits, else
+        string), ``string`` or ``integer`` (parsed: ``"007"`` is 7). Parquet and MovieLens
+        ids keep their types.
+    header : bool, optional
+        Whether csv or tsv text starts with a header line; None: csv does, tsv does not.
 
     Returns
     -------
@@ -108,8 +120,10 @@ def read_ratings(
     ------
     InputError
         Unknown format, missing or unreadable input, format that cannot be determined,
-        missing columns, or an id/rating/timestamp column of an unsupported type.
+        missing columns, an id/rating/timestamp column of an unsupported type, or (csv and
+        tsv, found by their typing pass) malformed rows or ids that are not integers.
     """
+    id_types = check_read_options(id_type, header)
     fmt_name = (fmt or "auto").strip().lower()
     if fmt_name not in FORMATS:
         raise InputError(f"unknown input format {fmt!r}; expected one of: {', '.join(FORMATS)}")
@@ -125,15 +139,16 @@ def read_ratings(
     elif fmt_name == "movielens":
         source = movielens_file(storage, path)
 
-    if fmt_name in ("parquet", "csv"):
-        names = (user_col, item_col, rating_col, timestamp_col)
-        return _read_named(storage, path, fmt_name, *names, extra_cols=extra_cols)
+    names = (user_col, item_col, rating_col, timestamp_col)
+    if fmt_name == "parquet":
+        return _read_parquet(storage, path, *names, extra_cols=extra_cols)
+    if fmt_name in ("csv", "tsv"):
+        text = read_text(storage, path, fmt_name, header)
+        return _read_text(text, names, extra_cols, id_types)
     if extra_cols:
         raise InputError(
-            f"weight columns ({', '.join(extra_cols)}) need a parquet or csv input, not {fmt_name}"
+            f"weight columns ({', '.join(extra_cols)}) need named columns, not a {fmt_name} input"
         )
-    if fmt_name == "tsv":
-        return _read_tsv(storage, path)
     return _read_movielens(storage, source)
 
 
@@ -142,31 +157,59 @@ def weight_alias(name: str) -> str:
     return f"_w_{name}"
 
 
-def _read_named(
+def _read_parquet(
     storage: Storage,
     path: str,
-    fmt: str,
     user_col: str,
     item_col: str,
     rating_col: str,
     timestamp_col: str | None,
     extra_cols: tuple[str, ...] = (),
 ) -> DataFrame:
-    """Read parquet or headed CSV and map the named columns to the internal layout."""
+    """Read parquet and map the named columns to the internal layout."""
     spark, location = storage.spark, storage.uri(path)
 
     def load() -> DataFrame:
-        if fmt == "parquet":
-            df = spark.read.parquet(location)
-        else:
-            df = spark.read.csv(location, header=True, inferSchema=True)
+        df = spark.read.parquet(location)
         df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
         return df
 
-    df = guarded_read(path, fmt, load)
-    if not df.columns:  # an empty csv file: no header, no rows
-        raise InputError(f"input has no ratings: {path} is empty")
+    df = guarded_read(path, "parquet", load)
     return ratings_from_frame(df, user_col, item_col, rating_col, timestamp_col, extra_cols, path)
+
+
+def _read_text(
+    text: TextInput,
+    names: tuple[str, str, str, str | None],
+    extra_cols: tuple[str, ...],
+    id_types: tuple[str, str],
+) -> DataFrame:
+    """Map csv or tsv text (every field a string) to the internal layout: by the header's
+    names, or by position (user, item, rating[, timestamp]) without a header line."""
+    if text.header:
+        named = [name for name in names if name]
+        text.check_names(named + list(extra_cols))
+        resolved = _resolve_columns(text.rows, named + list(extra_cols), text.path)
+        sources = dict(zip(RATING_COLUMNS, resolved[: len(named)], strict=False))
+        extras = resolved[len(named) :]
+    else:
+        if extra_cols:
+            raise InputError(
+                f"weight columns ({', '.join(extra_cols)}) need named columns: "
+                f"{text.path} has no header line (pass --header if it has one)"
+            )
+        if len(text.columns) < 3:
+            raise InputError(
+                f"{text.fmt} input {text.path} has {len(text.columns)} column(s); "
+                "expected user, item, rating and optionally timestamp"
+            )
+        sources = dict(zip(RATING_COLUMNS, text.columns[:4], strict=False))
+        extras = []
+    ids = {sources[USER]: id_types[0], sources[ITEM]: id_types[1]}
+    df = typed_text(text, ids, [sources[RATING], *extras], sources[RATING])
+    if not text.header:
+        return _to_internal(df, sources)
+    return ratings_from_frame(df, *names, extra_cols=extra_cols, source=text.path)
 
 
 def ratings_from_frame(
@@ -209,28 +252,6 @@ def ratings_from_frame(
             )
         extras.append(column(column_name).cast(DoubleType()).alias(weight_alias(name)))
     return _to_internal(df, sources, extras)
-
-
-def _read_tsv(storage: Storage, path: str) -> DataFrame:
-    """Read headerless tab-separated user, item, rating[, timestamp] (types inferred)."""
-    spark, location = storage.spark, storage.uri(path)
-
-    def load() -> DataFrame:
-        df = spark.read.csv(location, sep="\t", header=False, inferSchema=True)
-        df.schema  # noqa: B018 - forces analysis (lazy on Spark Connect) inside the guard
-        return df
-
-    df = guarded_read(path, "tsv", load)
-    columns = df.columns
-    if not columns:  # an empty file: let validate_ratings report "no ratings"
-        return _to_internal(_empty_strings(spark), {USER: "c0", ITEM: "c1", RATING: "c2"})
-    if len(columns) < 3:
-        raise InputError(
-            f"tsv input {path} has {len(columns)} column(s); "
-            "expected user, item, rating and optionally timestamp"
-        )
-    sources = dict(zip((USER, ITEM, RATING, TIMESTAMP), columns[:4], strict=False))
-    return _to_internal(df, sources)
 
 
 def _read_movielens(storage: Storage, path: str) -> DataFrame:
@@ -353,11 +374,6 @@ def _resolve_columns(df: DataFrame, wanted: list[str], path: str) -> list[str]:
             f"missing {noun} {', '.join(missing)} in {path}; columns present: {listed}"
         )
     return resolved
-
-
-def _empty_strings(spark: SparkSession) -> DataFrame:
-    """An empty DataFrame with string columns c0..c3 (for empty headerless files)."""
-    return spark.createDataFrame([], _STRING_FIELDS)
 
 
 def column(name: str) -> Column:

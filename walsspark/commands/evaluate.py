@@ -47,8 +47,9 @@ def run_evaluate(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     model = SavedModel.load(spark, args.model, storage)
     params = model.params
     data = model.metadata["data"]
+    text_options = {"id_type": args.id_type, "header": args.header}
     test = read_like_training(
-        spark, model, args.test, args.format, args.user_col, args.item_col, storage
+        spark, model, args.test, args.format, args.user_col, args.item_col, storage, **text_options
     )
     # Repeated pairs are merged as training merged them ('last' needs timestamps the
     # test read does not keep: mean).
@@ -79,7 +80,14 @@ def run_evaluate(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
 
     if args.train:
         train = read_like_training(
-            spark, model, args.train, args.train_format, args.user_col, args.item_col, storage
+            spark,
+            model,
+            args.train,
+            args.train_format,
+            args.user_col,
+            args.item_col,
+            storage,
+            **text_options,
         )
         test_users = relevant.select(F.col("user").alias("id")).distinct()
         recommendations = recommend(

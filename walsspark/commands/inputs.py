@@ -12,9 +12,12 @@ SYNTHETIC_SCHEMA = "user_id long, item_id long, rating float, timestamp long"
 
 def read_input(spark, options: dict[str, Any], extra_cols: tuple[str, ...] = (), storage=None):
     """Ratings in the internal layout from ``options["input"]`` (a path, or the embedded
-    synthetic data)."""
+    synthetic data); ``id_type`` and ``header`` (csv and tsv) are optional options."""
+    from walsspark.delimited import check_read_options
     from walsspark.ratings_read import read_ratings
 
+    id_type, header = options.get("id_type") or "auto", options.get("header")
+    check_read_options(id_type, header)
     if options["input"] == SYNTHETIC_INPUT:
         if extra_cols:
             raise InputError(
@@ -37,6 +40,8 @@ def read_input(spark, options: dict[str, Any], extra_cols: tuple[str, ...] = (),
         timestamp_col=options["timestamp_col"],
         extra_cols=extra_cols,
         storage=storage,
+        id_type=id_type,
+        header=header,
     )
 
 
@@ -93,9 +98,11 @@ def print_examples(rows, what: str) -> None:
         print(f"  {what} {row['id']}: {best}")
 
 
-def read_like_training(spark, model, path: str, fmt: str | None, user_col, item_col, storage):
-    """Ratings read like the model's training input (its column names unless given), their
-    id types checked against the model's."""
+def read_like_training(
+    spark, model, path: str, fmt: str | None, user_col, item_col, storage, id_type=None, header=None
+):
+    """Ratings read like the model's training input (its column names and id types unless
+    given), their id types checked against the model's."""
     data = model.metadata["data"]
     options = {
         "input": path,
@@ -104,10 +111,23 @@ def read_like_training(spark, model, path: str, fmt: str | None, user_col, item_
         "item_col": item_col or data["item_col"],
         "rating_col": data["rating_col"],
         "timestamp_col": None,
+        "id_type": model_id_types(data, id_type),
+        "header": header,
     }
     ratings = read_input(spark, options, storage=storage)
     check_id_types(ratings, data, path)
     return ratings
+
+
+def model_id_types(data: dict, given: str | None) -> str | tuple[str, str]:
+    """How to read csv and tsv ids for a model: as ``given``, else its string ids as text
+    (so "7" is the model's "7") and its integer ids as its training input was read."""
+    if given:
+        return given
+    trained = "integer" if data.get("id_type") == "integer" else "auto"
+    sides = [data[f"{side}_id_type"] for side in ("user", "item")]
+    user, item = ["string" if kind == "string" else trained for kind in sides]
+    return user, item
 
 
 def check_id_types(ratings, data: dict, source: str) -> None:
@@ -115,6 +135,9 @@ def check_id_types(ratings, data: dict, source: str) -> None:
     for column, expected in (("user", data["user_id_type"]), ("item", data["item_id_type"])):
         actual = ratings.schema[column].dataType.simpleString()
         if actual != expected:
+            hint = ""
+            if actual == "string":  # csv or tsv ids that are not all written as integers
+                hint = " (ids such as '007' are text unless --id-type integer)"
             raise InputError(
-                f"{column} ids in {source} are {actual} but the model's are {expected}"
+                f"{column} ids in {source} are {actual} but the model's are {expected}{hint}"
             )

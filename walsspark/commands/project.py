@@ -10,7 +10,9 @@ from typing import Any
 from walsspark.commands.inputs import (
     check_apart,
     check_exists,
+    check_id_types,
     check_model,
+    model_id_types,
     print_examples,
     read_input,
 )
@@ -48,10 +50,13 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
         "item_col": args.item_col or data["item_col"],
         "rating_col": args.rating_col or data["rating_col"],
         "timestamp_col": None,
+        "id_type": model_id_types(data, args.id_type),
+        "header": args.header,
     }
     params = model.params
     check_foldable(params)
     ratings = read_input(spark, options, extra_cols=weight_columns(params), storage=storage)
+    check_id_types(ratings, data, args.input)
     by_users = args.for_side == "users"
     fixed = model.item_factors if by_users else model.user_factors
     factors, new = fold_in(ratings, fixed, params, data, args.for_side, args.input)

@@ -45,7 +45,15 @@ def seen_pairs(spark, storage, model, args) -> tuple[Any, str]:
         )
     if args.ratings:
         ratings = read_like_training(
-            spark, model, args.ratings, args.ratings_format, args.user_col, args.item_col, storage
+            spark,
+            model,
+            args.ratings,
+            args.ratings_format,
+            args.user_col,
+            args.item_col,
+            storage,
+            id_type=args.ratings_id_type,
+            header=args.ratings_header,
         )
         source = f"ratings {args.ratings}"
     else:

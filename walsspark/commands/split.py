@@ -35,6 +35,8 @@ def run_split(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
         "item_col": args.item_col,
         "rating_col": args.rating_col,
         "timestamp_col": args.timestamp_col,
+        "id_type": args.id_type,
+        "header": args.header,
     }
     ratings = read_input(spark, options, storage=storage)
     validate_ratings(ratings)

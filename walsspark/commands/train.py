@@ -71,6 +71,9 @@ def run_train(options: dict[str, Any], setup: SparkSetup) -> dict[str, Any]:
         "format": options["format"],
         **{name: options[name] for name in ("user_col", "item_col", "rating_col")},
         "timestamp_col": options["timestamp_col"],
+        # How csv or tsv text was read: recommend and evaluate read their inputs the same way.
+        "id_type": options["id_type"],
+        "header": options["header"],
     }
     checkpoints = None
     if checkpoint_path:
