@@ -23,6 +23,7 @@ systems) still load.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,11 +35,13 @@ from walsspark.params import WALSParams
 from walsspark.paths import join
 from walsspark.storage import Storage
 
+log = logging.getLogger("walsspark")
 FORMAT_VERSION = 2
 METADATA_DIR = "metadata"
 LEGACY_METADATA_FILE = "metadata.json"
 FACTOR_DIRS = ("user_factors", "item_factors")
 BLOCK_DIRS = {"users": "user_blocks", "items": "item_blocks"}
+MODEL_TABLES = frozenset(FACTOR_DIRS) | frozenset(BLOCK_DIRS.values())
 # Metadata keys the writer sets (the format's and Spark ML's), not the run's.
 WRITER_KEYS = frozenset(
     {"format", "format_version", "walsspark_version", "created_at", "factor_blocks"}
@@ -66,6 +69,11 @@ def read_metadata(storage: Storage, path: str) -> dict:
         source = join(path, METADATA_DIR)
     elif LEGACY_METADATA_FILE in names:
         source = join(path, LEGACY_METADATA_FILE)
+    elif any(name.split("/", 1)[0] in MODEL_TABLES for name in names):
+        # Tables without the metadata written last: a write that did not finish.
+        raise InputError(
+            f"incomplete walsspark model (no {METADATA_DIR}/, its write did not finish): {path}"
+        )
     else:
         raise InputError(f"not a walsspark model (no {METADATA_DIR}/): {path}")
     try:
@@ -288,6 +296,7 @@ def save_model(
     # One line: readable by any line-based reader (Spark ML's metadata is read the same way).
     text = json.dumps(full, sort_keys=False, default=_json_default)
     writers = [(name, parquet_writer(table)) for name, table in tables.items()]
+    log.info("writing the model to %s", storage.describe(path))
     storage.write_output(path, overwrite, [*writers, (METADATA_DIR, storage.text_writer(text))])
 
 

@@ -194,6 +194,8 @@ def run_recommend(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]
         else:
             table.write.mode(mode).text(target)
 
+    # The top-K lists are computed as they are written: most of the run's work follows.
+    log.info("writing recommendations to %s", storage.describe(output))
     storage.write_output(output, args.overwrite, [("", write)])
     log.info("recommendations written to %s", storage.describe(output))
     written = spark.read.parquet(storage.uri(output)) if args.format == "parquet" else None
