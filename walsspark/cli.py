@@ -429,11 +429,19 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The ``walsspark`` console script: :func:`main` on ``sys.argv``, exiting non-zero on
     failure. Databricks' python_wheel_task calls this function itself and ignores what it
-    returns, so a failure must be an exit, not a return value."""
-    status = main()
+    returns, so a failure must be an exit, not a return value.
+
+    Ctrl-C ends the run with one line and exit status 130 (:mod:`walsspark.interrupts`)."""
+    from walsspark import interrupts
+
+    interrupts.install()
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        status = interrupts.finish()
     if status:
         sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

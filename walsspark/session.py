@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 
+from walsspark import interrupts
 from walsspark.errors import InputError
 from walsspark.paths import (
     PathResolver,
@@ -141,6 +142,8 @@ class SparkSetup:
         from walsspark.cluster import log_cluster, match_shuffle_partitions
 
         spark = get_or_create_session(self.master, self.app_name, self.remote, self.settings)
+        # A new SparkContext installs pyspark's SIGINT handler over the command line's.
+        interrupts.keep_installed()
         match_shuffle_partitions(spark, log_cluster(spark), self.all_settings())
         return spark, Storage(resolver_for_session(spark, self.all_settings(), self.remote), spark)
 
