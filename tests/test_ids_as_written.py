@@ -101,7 +101,7 @@ def test_numeric_ratings_and_weights_are_doubles_read_once(spark, tmp_path):
 
 
 def test_csv_without_header_line_by_position(spark, tmp_path):
-    path = write(tmp_path / "r.csv", "u1,10,4.0,100\nu2,11,3,101\n")
+    path = write(tmp_path / "r.csv", "u1,10,4.0,100\nu2,11,3,101.7\n")
     df = read_ratings(spark, path, header=False)
     assert types(df) == {
         "user": "string",

@@ -344,7 +344,11 @@ def _timestamp_column(name: str, dtype: DataType) -> Column:
         value = F.unix_seconds(source.cast(TimestampType()))
     elif isinstance(dtype, StringType):
         text = F.trim(source)
-        value = F.coalesce(text.try_cast(LongType()), F.unix_seconds(F.try_to_timestamp(text)))
+        # CSV and TSV fields are text: seconds with a fraction ("100.5") as doubles are.
+        seconds = F.coalesce(
+            text.try_cast(LongType()), text.try_cast(DoubleType()).try_cast(LongType())
+        )
+        value = F.coalesce(seconds, F.unix_seconds(F.try_to_timestamp(text)))
     else:
         raise InputError(
             f"timestamp column {name!r} has type {dtype.simpleString()}; "
