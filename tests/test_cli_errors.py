@@ -25,6 +25,7 @@ import walsspark.train
 from walsspark.cli import main
 from walsspark.errors import InputError
 from walsspark.model import LEGACY_METADATA_FILE, SavedModel
+from walsspark.sweep_checkpoints import FORMAT, MARKER, SLOTS
 
 HEADER = "user_id,item_id,rating\n"
 GOOD_ROWS = "1,10,4.0\n1,11,3.0\n2,10,5.0\n2,12,1.0\n3,11,2.0\n3,12,4.5\n"
@@ -160,6 +161,13 @@ def _duplicates(tmp: Path) -> list[str]:
     return ["--input", write(tmp / "ratings.csv", text), "--duplicates", "error"]
 
 
+def _checkpoint_left(tmp: Path) -> list[str]:
+    """A checkpoint directory holding the complete checkpoint of an earlier run."""
+    marker = {"format": FORMAT, "format_version": 1, "sweep": 3, "history": [], "fingerprint": {}}
+    write(tmp / "ckpt" / SLOTS[0] / MARKER / "part-00000.txt", json.dumps(marker))
+    return good_csv("--checkpoint-dir", str(tmp / "ckpt"))(tmp)
+
+
 NAN, INF = float("nan"), float("inf")
 
 CASES = [
@@ -204,6 +212,19 @@ CASES = [
         ("weight columns (w)", "synthetic"),
     ),
     Case("config implicit not a boolean", config("implicit_prefs = 'yes'\n"), ("implicit",)),
+    # ------------------------------------------------------------ checkpoints
+    Case("resume without a directory", good_csv("--resume"), ("--resume needs --checkpoint-dir",)),
+    Case("config resume not a boolean", config("resume = 'yes'\n"), ("resume", "true or false")),
+    Case(
+        "checkpoint of an earlier run without --resume",
+        _checkpoint_left,
+        ("holds a checkpoint of sweep 3", "--resume", "--overwrite"),
+    ),
+    Case(
+        "checkpoint directory inside the model",
+        lambda tmp: good_csv("--checkpoint-dir", str(tmp / "model" / "ckpt"))(tmp),
+        ("overlaps the model",),
+    ),
     Case("cg steps", good_csv("--solver", "cg", "--cg-steps", "0"), ("cg_steps", "0")),
     Case("negative tol", good_csv("--tol", "-1"), ("tol", "-1")),
     Case("time split without timestamps", good_csv("--split", "time"), ("timestamp column",)),
