@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_assertions import assert_one_error_line
 
+from walsspark.cli import main
 from walsspark.errors import InputError
 from walsspark.model import read_metadata
 from walsspark.paths import PathResolver
@@ -359,3 +362,25 @@ def test_a_model_without_its_metadata_is_refused_as_incomplete(tmp_path):
     (torn / "user_factors" / "part-00000.parquet").write_bytes(b"")
     with pytest.raises(InputError, match=r"^incomplete walsspark model \(no metadata/"):
         read_metadata(LOCAL, str(torn))
+
+
+def test_every_model_reader_refuses_a_torn_model_in_one_line(
+    train_runs, data, tmp_path, spark, capsys
+):
+    """A model whose write stopped before ``metadata/`` (what a kill in the write leaves)
+    is refused by ``recommend``, ``evaluate``, ``project`` and ``WALSModel.load``."""
+    from walsspark.ml import WALSModel
+
+    torn = tmp_path / "torn"
+    shutil.copytree(data / RERUN, torn)
+    shutil.rmtree(torn / "metadata")
+    ratings = str(data / "ratings.parquet")
+    expected = ("incomplete walsspark model (no metadata/", str(torn))
+    for command in (
+        ["recommend", "--model", str(torn)],
+        ["evaluate", "--model", str(torn), "--test", ratings],
+        ["project", "--model", str(torn), "--input", ratings, "--output", str(tmp_path / "p")],
+    ):
+        assert_one_error_line(main(command), capsys.readouterr(), expected)
+    with pytest.raises(InputError, match=r"^incomplete walsspark model \(no metadata/"):
+        WALSModel.load(str(torn))

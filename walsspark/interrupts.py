@@ -6,8 +6,9 @@ What printed tracebacks before, and what is done instead:
   the py4j connection the interrupted call is still reading: a re-entrant call that py4j
   reports with tracebacks. The handler here makes no py4j call: it raises
   :class:`KeyboardInterrupt` once and ignores every further SIGINT (a terminal's second
-  Ctrl-C would interrupt the clean-up). py4j still logs the interrupt of the call it was
-  waiting on, with its traceback, on the root logger: such records are dropped.
+  Ctrl-C would interrupt the clean-up). py4j still logs the end of the call it was
+  waiting on, with tracebacks: once interrupted, log records with a traceback are
+  dropped.
 - Spark's jobs cannot be stopped quietly: cancelling a write logs each aborted task and
   job with its Java trace, Python workers whose socket closes print flush failures, and a
   JVM that stops its SparkContext on the way out (when this process exits) logs every job
@@ -48,8 +49,6 @@ def install() -> None:
         return
     _state["installed"] = True
     signal.signal(signal.SIGINT, _on_sigint)
-    # A filter of the root logger itself: py4j logs with logging.exception() there.
-    logging.getLogger().addFilter(_drop_interrupt_records)
 
 
 def installed() -> bool:
@@ -69,12 +68,18 @@ def _on_sigint(signum, frame) -> None:
     if _state["interrupted"]:
         return
     _state["interrupted"] = True
+    # On the handlers, so that records of every logger are filtered (no lock is held
+    # here that logging would need: adding a filter only appends to a list).
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_tracebacks)
     raise KeyboardInterrupt
 
 
-def _drop_interrupt_records(record: logging.LogRecord) -> bool:
-    info = record.exc_info
-    return not (info and info[0] is not None and issubclass(info[0], KeyboardInterrupt))
+def _drop_tracebacks(record: logging.LogRecord) -> bool:
+    """False (drop) for a record with a traceback: once interrupted, py4j logs the end of
+    the call it was waiting on (the KeyboardInterrupt, a network error raised while
+    handling it, a failed socket shutdown) on the root logger and on its own."""
+    return not record.exc_info
 
 
 def _end_local_jvm() -> None:
