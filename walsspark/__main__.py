@@ -1,0 +1,5 @@
+"""``python -m walsspark``: the ``walsspark`` console script."""
+
+from walsspark.cli import run
+
+run()
