@@ -115,15 +115,15 @@ def test_reduced_and_routed_gramians_give_the_same_bytes(spark, monkeypatch, sol
     """Few blocks: the Gramians ride on the routes; many: they are reduced once per
     half-sweep. Both add the block Gramians in block order, so the factors and losses are
     bitwise the same (7 x 5 blocks over 40 x 25 ids: empty routes and empty blocks)."""
-    from walsspark import train
+    from walsspark import half_sweep
 
     rows, cols, values, n, m = make_ratings(seed=6, n=40, m=25)
     ratings = ratings_frame(spark, rows, cols, values).cache()
     params = WALSParams(rank=4, sweeps=3, num_user_blocks=7, num_item_blocks=5, solver=solver)
     results = []
-    for routed_bytes in (train.ROUTED_GRAMIAN_BYTES, 0):
-        monkeypatch.setattr(train, "ROUTED_GRAMIAN_BYTES", routed_bytes)
-        assert train.gramians_on_routes(7, 5, 4) == (routed_bytes > 0)
+    for routed_bytes in (half_sweep.ROUTED_GRAMIAN_BYTES, 0):
+        monkeypatch.setattr(half_sweep, "ROUTED_GRAMIAN_BYTES", routed_bytes)
+        assert half_sweep.gramians_on_routes(7, 5, 4) == (routed_bytes > 0)
         trained = fit(spark, ratings, params)
         results.append(
             (
