@@ -71,13 +71,17 @@ def submit_and_kill_an_executor(
         env=env,
         start_new_session=True,
     )
-    log, killed = [], None
+    log, killed, killed_at = [], None, 0.0
     try:
         for line in process.stdout:
             log.append(line)
+            if killed is not None:
+                # When each line arrived after the kill (the restart and the sweeps after it).
+                log.append(f"TEST: +{time.perf_counter() - killed_at:.1f} s after the kill\n")
             if killed is None and after in line:
                 killed = executor_pid(work_dir)
                 os.kill(killed, signal.SIGKILL)
+                killed_at = time.perf_counter()
                 log.append(f"TEST: killed executor {killed}\n")
         process.wait(timeout=timeout)
     finally:
@@ -181,6 +185,10 @@ def test_train_and_recommend_on_a_standalone_cluster(spark, ratings, tmp_path):
         )  # fmt: skip
         assert status == 0, lost_log[-5000:]
         print(f"executor killed in sweep 4: train {lost_seconds:.1f} s (1 s sleep per task)")
+        for line_pattern in ("lost its input with an executor", "sweep 4/4"):
+            found = re.search(re.escape(line_pattern) + r".*\nTEST: \+([\d.]+) s", lost_log)
+            if found:
+                print(f"  '{line_pattern}' {found.group(1)} s after the kill")
         assert "lost its input with an executor" in lost_log, lost_log[-5000:]
         assert "computing again from the checkpoint of sweep 2" in lost_log, lost_log[-5000:]
     # Bitwise the undisturbed cluster run's factors (same 2 x 2 blocks).
