@@ -136,8 +136,21 @@ def test_a_checkpoint_of_another_run_is_refused(spark, ratings, tmp_path, capsys
     pq.write_table(pa.Table.from_pylist(table), str(changed))
     status = main(["train", *args, *short, "--input", str(changed), "--resume", "--overwrite"])
     assert_one_error_line(status, capsys.readouterr(), ["other data", "digest"])
+    # Fewer sweeps than the checkpoint has: never a model of more sweeps than asked for.
+    one = [*short]
+    one[one.index("--sweeps") + 1] = "1"
+    status = main(["train", *args, *one, "--resume", "--overwrite"])
+    assert_one_error_line(status, capsys.readouterr(), ["of sweep 2, past --sweeps 1"])
     # --resume without a directory to resume from.
     status = main(["train", "--input", str(ratings), "--output", str(model), "--resume"])
     assert_one_error_line(status, capsys.readouterr(), ["--resume needs --checkpoint-dir"])
     # --overwrite starts again in the same directory.
     assert main(["train", *args, *short, "--overwrite"]) == 0
+    # Stopped by tol before a due sweep: the last sweep is checkpointed all the same.
+    stopped = tmp_path / "checkpoints-tol"
+    tol = [*short, "--sweeps", "6", "--checkpoint-interval", "5", "--tol", "0.9"]
+    tol += ["--checkpoint-dir", str(stopped)]
+    assert main(["train", *args, *tol, "--overwrite"]) == 0
+    markers = [json.loads(p.read_text()) for p in stopped.glob("sweeps-*/checkpoint/part-*")]
+    assert [m["sweep"] for m in markers] == [len(losses(model))]
+    assert len(losses(model)) < 5

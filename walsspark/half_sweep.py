@@ -468,7 +468,7 @@ def holdout_metrics_of(sums: np.ndarray | None, total: int) -> dict:
     return metrics
 
 
-def materialize(solved: DataFrame, reliable: bool = False) -> DataFrame:
+def materialize(solved: DataFrame, reliable: bool = False, eager: bool = False) -> DataFrame:
     """Compute a half-sweep's output once and cut its lineage.
 
     A local checkpoint per half-sweep keeps every query plan one half-sweep long.
@@ -478,5 +478,9 @@ def materialize(solved: DataFrame, reliable: bool = False) -> DataFrame:
 
     Local checkpoints live on the executors; ``reliable`` writes a checkpoint to
     ``spark.checkpoint.dir`` instead, so that the job survives the loss of an executor.
+    ``eager`` writes a reliable one at once: a lazy one is written only when a job's result
+    stage reaches it, which the user half-sweep's (read only through shuffles) never is.
     """
-    return solved.checkpoint(eager=False) if reliable else solved.localCheckpoint(eager=False)
+    if reliable:
+        return solved.checkpoint(eager=eager)
+    return solved.localCheckpoint(eager=False)

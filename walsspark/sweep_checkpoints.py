@@ -160,13 +160,17 @@ class SweepCheckpoints:
                 f"the checkpoint in {self.storage.describe(self.path)} has format version "
                 f"{marker['format_version']}, newer than this walsspark reads ({FORMAT_VERSION})"
             )
-        return Checkpoint(
-            slot,
-            int(marker["sweep"]),
-            marker["history"],
-            marker["fingerprint"],
-            float(marker.get("seconds", 0.0)),
-        )
+        try:
+            return Checkpoint(
+                slot,
+                int(marker["sweep"]),
+                list(marker["history"]),
+                dict(marker["fingerprint"]),
+                float(marker.get("seconds", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError):  # a damaged marker: not complete
+            log.warning("ignoring the checkpoint in %s: its marker is damaged", slot)
+            return None
 
     def check_unused(self) -> None:
         """Refuse, before any work, a directory holding a checkpoint when this run neither
@@ -182,7 +186,7 @@ class SweepCheckpoints:
                 "to start again"
             )
 
-    def start(self, wanted: dict) -> Checkpoint | None:
+    def start(self, wanted: dict, sweeps: int) -> Checkpoint | None:
         """The checkpoint to continue from (None: start at sweep 1), refusing one of
         another run.
 
@@ -212,17 +216,44 @@ class SweepCheckpoints:
                 f"cannot resume from the checkpoint in {shown}: it was written for "
                 f"{describe_difference(newest.fingerprint, wanted)}"
             )
+        # Never a model of more sweeps than asked for (the sweeps may change on resume).
+        within = [c for c in matching if c.sweep <= sweeps]
+        if not within:
+            raise InputError(
+                f"cannot resume from the checkpoint in {shown}: it is of sweep "
+                f"{min(c.sweep for c in matching)}, past --sweeps {sweeps}"
+            )
+        matching = within
         resumed = max(matching, key=lambda c: c.sweep)
         self._kept_slot = resumed.slot
         return resumed
 
-    def tables(self, checkpoint: Checkpoint, schema: str) -> tuple[DataFrame, DataFrame]:
-        """A checkpoint's user and item half-sweep outputs, read back from its files."""
+    def tables(
+        self, checkpoint: Checkpoint, schema: str, checked: bool = False
+    ) -> tuple[DataFrame, DataFrame]:
+        """A checkpoint's user and item half-sweep outputs, read back from its files.
+
+        ``checked``: refuse, in one line, tables that do not hold one factor block per block
+        of the run (a lost part file; or a directory on the driver's disk that the
+        executors of a cluster wrote elsewhere).
+        """
         spark = self.storage.spark
-        return tuple(  # type: ignore[return-value]
+        tables = tuple(
             spark.read.schema(schema).parquet(self.storage.uri(self.path, checkpoint.slot, side))
             for side in ("users", "items")
         )
+        if checked:
+            for side, table, expected in zip(
+                ("users", "items"), tables, checkpoint.fingerprint["blocks"], strict=True
+            ):
+                found = table.filter("kind = 0").count()
+                if found != expected:
+                    raise InputError(
+                        f"incomplete checkpoint in {self.storage.describe(self.path)}: "
+                        f"{checkpoint.slot}/{side}/ holds {found} of {expected} factor blocks "
+                        "(a lost file, or a directory the executors do not share)"
+                    )
+        return tables  # type: ignore[return-value]
 
     def write(
         self,
@@ -262,4 +293,4 @@ class SweepCheckpoints:
         )
         self._kept_slot = slot
         log.info("checkpoint of sweep %d written to %s", sweep, self.storage.describe(self.path))
-        return self.tables(Checkpoint(slot, sweep, list(history), wanted), schema)
+        return self.tables(Checkpoint(slot, sweep, list(history), wanted), schema, checked=True)

@@ -184,7 +184,7 @@ def fit(
     if checkpoints is not None:
         data = {"num_ratings": num_ratings, "digest": digest, "holdout": holdout_total}
         wanted = fingerprint(params.to_dict(), data, (num_user_blocks, num_item_blocks))
-        restored = checkpoints.start(wanted)
+        restored = checkpoints.start(wanted, params.sweeps)
     scorable = warm_pairs(holdout, ratings) if holdout is not None and holdout_total else None
     users, items = lay_out(ratings, num_user_blocks, num_item_blocks, params.seed, scorable)
     log.info(
@@ -213,7 +213,7 @@ def fit(
         [],
     )
     if restored is not None:
-        user_blocks, item_blocks = checkpoints.tables(restored, SOLVED_SCHEMA)
+        user_blocks, item_blocks = checkpoints.tables(restored, SOLVED_SCHEMA, checked=True)
         loss, scored = collect_sweep(item_blocks)
         history = [_record(entry) for entry in restored.history]
         metrics = holdout_metrics_of(scored, holdout_total) if holdout is not None else None
@@ -244,6 +244,7 @@ def fit(
                     on_routes,
                 ),
                 due and reliable_dir is not None,
+                eager=True,
             )  # fmt: skip
             item_blocks = materialize(
                 half_sweep(
@@ -280,6 +281,17 @@ def fit(
         if due and (checkpoints is not None or reliable_dir is not None):
             restart = (sweep, user_blocks, item_blocks, [*history])
         _log_sweep(history[-1], params.sweeps)
+    if sweep > restart[0] and (checkpoints is not None or reliable_dir is not None):
+        # Stopped by tol before a due sweep: checkpoint the last one all the same (the
+        # model is built from it).
+        if checkpoints is not None:
+            user_blocks, item_blocks = checkpoints.write(
+                sweep, user_blocks, item_blocks, [_entry(r) for r in history[:-1]], wanted,
+                SOLVED_SCHEMA, history[-1].seconds,
+            )  # fmt: skip
+        else:
+            user_blocks = user_blocks.checkpoint(eager=True)
+            item_blocks = item_blocks.checkpoint(eager=True)
     return TrainedFactors(
         params=params,
         users=users,

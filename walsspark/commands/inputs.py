@@ -124,7 +124,9 @@ def model_id_types(data: dict, given: str | None) -> str | tuple[str, str]:
     (so "7" is the model's "7") and its integer ids as its training input was read."""
     if given:
         return given
-    trained = "integer" if data.get("id_type") == "integer" else "auto"
+    # Models saved before ids were read as written (no id_type) read integer-looking ids as
+    # integers: so do their inputs.
+    trained = "integer" if data.get("id_type", "integer") == "integer" else "auto"
     sides = [data[f"{side}_id_type"] for side in ("user", "item")]
     user, item = ["string" if kind == "string" else trained for kind in sides]
     return user, item
@@ -137,7 +139,10 @@ def check_id_types(ratings, data: dict, source: str) -> None:
         if actual != expected:
             hint = ""
             if actual == "string":  # csv or tsv ids that are not all written as integers
-                hint = " (ids such as '007' are text unless --id-type integer)"
+                hint = (
+                    " (ids such as '007' are text unless read as integers: --id-type "
+                    "integer, or --ratings-id-type integer for recommend)"
+                )
             raise InputError(
                 f"{column} ids in {source} are {actual} but the model's are {expected}{hint}"
             )
