@@ -48,7 +48,10 @@ def test_als_example_with_wals_matches_mllib_rmse(tmp_path):
     checkpoints = str(tmp_path / "checkpoints")
     results = run_result_job(["-c", RUN_BOTH, checkpoints], timeout=900, env=env)
     mllib, wals = results["mllib"], results["wals"]
-    assert abs(wals["rmse"] / mllib["rmse"] - 1) <= 0.005, (wals["rmse"], mllib["rmse"])
+    # Swapping ALS for WALS must not make the example worse: at most 0.5% above MLlib's
+    # RMSE. Not two-sided: one CI run saw WALS 0.66% *below* MLlib (0.7710 against 0.7761)
+    # where other runs, same code, were within 0.5%, so the ratio moves between runs.
+    assert wals["rmse"] <= mllib["rmse"] * 1.005, (wals["rmse"], mllib["rmse"])
     assert wals["user_recs"] == mllib["user_recs"] == results["users"]
     assert wals["user_subset"] == mllib["user_subset"] == 3
     assert wals["movie_subset"] == mllib["movie_subset"] == 3
