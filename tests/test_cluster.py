@@ -37,10 +37,17 @@ TRAIN_ARGS = [
 ]  # fmt: skip
 
 
-def submit(*args: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess, float]:
+def submit_environment() -> dict:
+    """This environment for ./spark-submit.sh: executors run this Python, and no setting
+    of the test session (its gateway, a Connect remote, a Spark home) leaks in."""
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     for name in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONF_DIR", "SPARK_HOME"):
         env.pop(name, None)
+    return env
+
+
+def submit(*args: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess, float]:
+    env = submit_environment()
     start = time.perf_counter()
     completed = subprocess.run(
         [str(ROOT / "spark-submit.sh"), *args],
@@ -59,9 +66,7 @@ def submit_and_kill_an_executor(
     """Run ./spark-submit.sh; once ``after`` appears in its log, SIGKILL the executor JVM
     working in ``work_dir`` (one worker's). Returns the exit status, the log and the wall
     time."""
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
-    for name in ("PYSPARK_GATEWAY_PORT", "SPARK_REMOTE", "SPARK_CONF_DIR", "SPARK_HOME"):
-        env.pop(name, None)
+    env = submit_environment()
     start = time.perf_counter()
     process = subprocess.Popen(
         [str(ROOT / "spark-submit.sh"), *args],
