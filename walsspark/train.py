@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from walsspark.blocks import SideLayout, lay_out, pkey_column, warm_pairs
 from walsspark.cluster import conf_value, default_parallelism
+from walsspark.errors import first_line
 from walsspark.factors import (
     binary_views,
 )
@@ -270,7 +271,7 @@ def fit(
             log.warning(
                 "sweep %d lost its input with an executor (%s): computing again from %s "
                 "(restart %d of at most %d)",
-                sweep + 1, _first_line(error),
+                sweep + 1, first_line(error)[:200],
                 f"the checkpoint of sweep {sweep}" if sweep else "the initial factors",
                 restarts, MAX_RESTARTS,
             )  # fmt: skip
@@ -353,12 +354,6 @@ def _resumed_blocks(params: WALSParams, found: dict | None) -> tuple[int, int] |
         return None
     users, items = found["blocks"]
     return (params.num_user_blocks or int(users), params.num_item_blocks or int(items))
-
-
-def _first_line(error: BaseException) -> str:
-    from walsspark.errors import first_line
-
-    return first_line(error)[:200]
 
 
 def _warn_without_checkpoints(spark: SparkSession, checkpointed: bool) -> None:
