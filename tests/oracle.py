@@ -56,3 +56,20 @@ def train(targets, weights, observed, initial_items, sweeps, lam, nu):
         items = row_update(targets.T, weights.T, observed.T, users, lam, nu)
         history.append(loss(targets, weights, observed, users, items, lam, nu))
     return users, items, history
+
+
+def popularity_weights(observed, w0, row_exponent, col_exponent, excess=1.0):
+    """Dense weights with popularity-scaled unobserved entries (eALS's form).
+
+    w0_ij = w0 * s_i * t_j with s_i = n_i^e_row / mean(n^e_row) over rows that have
+    observations (t_j likewise over columns); observed entries weigh w0_ij + excess.
+    """
+    row_counts = observed.sum(axis=1).astype(float)
+    col_counts = observed.sum(axis=0).astype(float)
+
+    def scales(counts, exponent):
+        powered = np.where(counts > 0, counts**exponent, 0.0)
+        return powered / powered[counts > 0].mean()
+
+    unobserved = w0 * np.outer(scales(row_counts, row_exponent), scales(col_counts, col_exponent))
+    return np.where(observed, unobserved + excess, unobserved)

@@ -55,15 +55,18 @@ from walsspark.factors import encode_array
 # CSR order) is null unless the objective weighs entries differently (walsspark.weighting).
 # ``needed_ids`` spells the needed list out as the other side's ids, so that the block
 # doubles as the exclusion list of recommendations (walsspark.recommend): its CSR is
-# exactly the pairs trained on.
+# exactly the pairs trained on. ``other_counts`` (per entry, in CSR order) is the training
+# frequency of each entry's other-side id, laid out when the ratings carry ``user_count`` and
+# ``item_count`` (walsspark.popularity); null otherwise.
 # With held-out pairs laid out for scoring (``holdout_role="score"``), ``holdout_indptr``,
-# ``holdout_cols``, ``holdout_targets`` and ``holdout_confidences`` are the CSR of the block's
+# ``holdout_cols``, ``holdout_targets``, ``holdout_confidences`` and ``holdout_other_counts``
+# are the CSR of the block's
 # held-out pairs, their columns indexing the same needed list; null otherwise.
 BLOCK_FIELDS = (
     "block int, pkey int, n_rows int, nnz long, indptr binary, cols binary, targets binary, "
-    "confidences binary, init_hashes binary, route_dst_pkeys binary, route_offsets binary, "
-    "route_indices binary, holdout_indptr binary, holdout_cols binary, "
-    "holdout_targets binary, holdout_confidences binary"
+    "confidences binary, other_counts binary, init_hashes binary, route_dst_pkeys binary, "
+    "route_offsets binary, route_indices binary, holdout_indptr binary, holdout_cols binary, "
+    "holdout_targets binary, holdout_confidences binary, holdout_other_counts binary"
 )
 
 
@@ -97,12 +100,21 @@ class SideLayout:
     id_type: str
 
     _num_ids: int | None = field(default=None, init=False, repr=False)
+    _histogram: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def num_ids(self) -> int:
         """Number of distinct ids on this side (from the cached blocks; counted once)."""
         if self._num_ids is None:
             self._num_ids = int(self.rating_blocks.agg(F.sum("n_rows")).collect()[0][0] or 0)
         return self._num_ids
+
+    def count_histogram(self) -> dict[int, int]:
+        """{training frequency: ids with it} of this side (from the cached blocks; once)."""
+        if self._histogram is None:
+            from walsspark.popularity import count_histogram
+
+            self._histogram = count_histogram(self.rating_blocks)
+        return self._histogram
 
     def release(self) -> None:
         """Drop the cached rating blocks (the side cannot be trained or exported after)."""
@@ -178,6 +190,7 @@ def _csr_fields(
     cols: np.ndarray,
     targets: np.ndarray,
     confidences: np.ndarray | None,
+    other_counts: np.ndarray | None,
     n_rows: int,
 ) -> dict[str, pa.Array]:
     """A CSR (entries sorted by row, then column) as the block row's binary fields."""
@@ -190,15 +203,25 @@ def _csr_fields(
         f"{prefix}indptr": _binary(indptr, "<i8"),
         f"{prefix}cols": _binary(cols[order], "<i4"),
         f"{prefix}targets": _binary(targets[order], "<f4"),
-        f"{prefix}confidences": pa.array([None], pa.binary())
-        if confidences is None
-        else _binary(confidences[order], "<f4"),
+        f"{prefix}confidences": _optional_binary(confidences, order),
+        f"{prefix}other_counts": _optional_binary(other_counts, order),
     }
+
+
+def _optional_binary(values: np.ndarray | None, order: np.ndarray) -> pa.Array:
+    """float32 ``values`` in ``order`` as one binary, or a null when there are none."""
+    return pa.array([None], pa.binary()) if values is None else _binary(values[order], "<f4")
 
 
 _NO_HOLDOUT = {
     name: pa.array([None], pa.binary())
-    for name in ("holdout_indptr", "holdout_cols", "holdout_targets", "holdout_confidences")
+    for name in (
+        "holdout_indptr",
+        "holdout_cols",
+        "holdout_targets",
+        "holdout_confidences",
+        "holdout_other_counts",
+    )
 }
 
 
@@ -221,6 +244,9 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int], holdout_role: str |
         confidences = None
         if "confidence" in table.column_names:
             confidences = table.column("confidence").to_numpy().astype(np.float32)
+        other_counts = None
+        if "other_count" in table.column_names:
+            other_counts = table.column("other_count").to_numpy().astype(np.float32)
         init_hashes = np.zeros(n_rows, dtype=np.int64)
         init_hashes[rows] = table.column("init_hash").to_numpy()
         held = (
@@ -239,7 +265,8 @@ def _block_builder(pkeys: list[int], other_pkeys: list[int], holdout_role: str |
 
         def subset(mask: np.ndarray) -> tuple:
             conf = None if confidences is None else confidences[mask]
-            return rows[mask], cols[mask], targets[mask], conf
+            counts = None if other_counts is None else other_counts[mask]
+            return rows[mask], cols[mask], targets[mask], conf, counts
 
         fields = _csr_fields("", *subset(train), n_rows)
         holdout_fields = (
@@ -327,6 +354,9 @@ def build_side(
         holdout is not None and "confidence" in holdout.columns
     )
 
+    # The other side's training frequencies, when the unobserved weights follow popularity.
+    with_counts = f"{other}_count" in ratings.columns
+
     def entries_of(frame: DataFrame, held_out: bool) -> DataFrame:
         confidence = F.col("confidence") if "confidence" in frame.columns else F.lit(1.0)
         return frame.select(
@@ -334,6 +364,7 @@ def build_side(
             "item",
             "rating",
             *([confidence.cast("float").alias("confidence")] if with_confidence else []),
+            *([F.col(f"{other}_count").cast("float").alias("other_count")] if with_counts else []),
             F.lit(held_out).alias("held_out"),
         )
 
@@ -348,6 +379,7 @@ def build_side(
         F.col(other).alias("other_id"),
         F.col("rating").cast("float").alias("rating"),
         *(["confidence"] if with_confidence else []),
+        *(["other_count"] if with_counts else []),
         "held_out",
     )
     # An explicit repartition (AQE would coalesce a plain groupBy's shuffle into one task),
@@ -379,7 +411,8 @@ def lay_out(
     ----------
     ratings : DataFrame
         Columns ``user``, ``item``, ``rating`` (one row per distinct pair) and optionally
-        ``confidence``.
+        ``confidence``, and ``user_count`` with ``item_count`` (training frequencies, for
+        popularity-scaled unobserved weights: :func:`walsspark.popularity.with_counts`).
     holdout : DataFrame, optional
         Held-out pairs (same columns) to score during training, each with a user and an
         item that ``ratings`` has (:func:`warm_pairs`). The user blocks route the factors

@@ -191,6 +191,22 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--col-weights", dest="col_weights", type=_number_or_text, help=weights_help.format("col")
     )
+    unobserved_help = (
+        "how the unobserved weight of a {}'s entries follows its popularity: uniform, or "
+        "power:E (n^E, normalized so that the weights average w0; eALS uses items' power:0.5)"
+    )
+    parser.add_argument(
+        "--unobserved-row-weights",
+        dest="unobserved_row_weights",
+        metavar="SCHEME",
+        help=unobserved_help.format("user"),
+    )
+    parser.add_argument(
+        "--unobserved-col-weights",
+        dest="unobserved_col_weights",
+        metavar="SCHEME",
+        help=unobserved_help.format("item"),
+    )
     parser.add_argument(
         "--preset",
         choices=tuple(PRESETS),

@@ -68,9 +68,11 @@ from walsspark.solver import (
     MAX_CHUNK_FLOATS,
     CsrBlock,
     ObjectiveWeights,
-    gramian,
+    entry_unobserved_scales,
+    row_unobserved_scales,
     solve_block,
     solve_block_cg,
+    weighted_gramian,
 )
 
 log = logging.getLogger("walsspark")
@@ -122,10 +124,12 @@ def _solved_table(
     regularization: float,
     holdout: np.ndarray | None = None,
     gram_on_routes: bool = False,
+    row_scales: np.ndarray | None = None,
 ) -> pa.Table:
     """The block row and the route rows of a freshly computed factor block.
 
-    The block row carries the block's Gramian and loss terms; a route row the factors one
+    The block row carries the block's Gramian (weighted by ``row_scales``, the rows'
+    popularity scales, when given) and loss terms; a route row the factors one
     block of the other side needs. With ``gram_on_routes`` there is a route to every block
     of the other side, each carrying the Gramian; otherwise only to the blocks that need
     some of this block's rows (share ratings with it), and the Gramian is reduced from
@@ -145,7 +149,7 @@ def _solved_table(
     non_empty = np.flatnonzero(lengths[targets] > 0)
     if len(non_empty):
         route_regularization[int(non_empty[0])] = regularization
-    gram = encode_array(gramian(factors).ravel(), "<f8")
+    gram = encode_array(weighted_gramian(factors, row_scales).ravel(), "<f8")
     route_gram = gram if gram_on_routes else None
     return pa.table(
         {
@@ -172,6 +176,7 @@ _BLOCK_ROW_ARRAYS = {
     "cols": "<i4",
     "targets": "<f4",
     "confidences": "<f4",
+    "other_counts": "<f4",
     "init_hashes": "<i8",
     "route_dst_pkeys": "<i4",
     "route_offsets": "<i8",
@@ -180,10 +185,11 @@ _BLOCK_ROW_ARRAYS = {
     "holdout_cols": "<i4",
     "holdout_targets": "<f4",
     "holdout_confidences": "<f4",
+    "holdout_other_counts": "<f4",
 }
 
 
-def _initial_fn(rank: int, gram_on_routes: bool):
+def _initial_fn(rank: int, gram_on_routes: bool, weights: ObjectiveWeights | None):
     """mapInArrow function: initial factor blocks (and their routes) from the id hashes."""
 
     def init(batches):
@@ -193,16 +199,28 @@ def _initial_fn(rank: int, gram_on_routes: bool):
                 row = first_row_views(table.slice(index, 1), _BLOCK_ROW_ARRAYS)
                 factors = initial_factors(row["init_hashes"], rank)
                 block = int(table.column("block")[index].as_py())
-                solved = _solved_table(row, block, factors, 0.0, 0.0, None, gram_on_routes)
+                scales = None
+                if weights is not None:
+                    scales = row_unobserved_scales(csr_from_row(row), weights)
+                solved = _solved_table(row, block, factors, 0.0, 0.0, None, gram_on_routes, scales)
                 yield from solved.to_batches()
 
     return init
 
 
-def initial_factor_blocks(side: SideLayout, rank: int, gram_on_routes: bool = False) -> DataFrame:
-    """Initial factors of a side, as a half-sweep's output (blocks and routes)."""
+def initial_factor_blocks(
+    side: SideLayout,
+    rank: int,
+    gram_on_routes: bool = False,
+    weights: ObjectiveWeights | None = None,
+) -> DataFrame:
+    """Initial factors of a side, as a half-sweep's output (blocks and routes).
+
+    ``weights`` (the objective seen when solving this side) weigh the Gramian by the
+    side's popularity scales, as the next half-sweep expects of its fixed side.
+    """
     fields = ["block", *_BLOCK_ROW_ARRAYS]
-    initial = _initial_fn(rank, gram_on_routes)
+    initial = _initial_fn(rank, gram_on_routes, weights)
     return materialize(side.rating_blocks.select(*fields).mapInArrow(initial, SOLVED_SCHEMA))
 
 
@@ -224,11 +242,16 @@ def csr_from_row(row: dict, prefix: str = "") -> CsrBlock:
         cols=array("cols"),
         targets=array("targets"),
         confidences=array("confidences"),
+        other_counts=array("other_counts"),
     )
 
 
 def holdout_sums(
-    pairs: CsrBlock, factors: np.ndarray, other: np.ndarray, weights: ObjectiveWeights
+    pairs: CsrBlock,
+    factors: np.ndarray,
+    other: np.ndarray,
+    weights: ObjectiveWeights,
+    row_counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """The :data:`HOLDOUT_SUMS` of a block's held-out pairs under the given factors.
 
@@ -241,13 +264,24 @@ def holdout_sums(
     other : ndarray, shape (n_routed, k)
         The other side's factors routed to the block.
     weights : ObjectiveWeights
-        For W = w0 + R C c of each pair.
+        For W = w0_ij + R C c of each pair.
+    row_counts : ndarray, optional
+        The rows' training frequencies (the training CSR's row lengths), for the rows'
+        popularity scales when the weights have them.
     """
     rows = np.repeat(np.arange(pairs.n_rows), pairs.counts)
     # Pairs in slices: a (slice x k) gather of each side bounds memory by the slice.
     sums = np.zeros(len(HOLDOUT_SUMS), dtype=np.float64)
-    w0 = weights.unobserved_weight
+    # In float64 (the metrics are sums of many pairs). The pairs' own row lengths are
+    # held-out counts: the rows' popularity scales follow the training ones.
     scale = weights.row_weight * weights.col_weight
+    if pairs.confidences is None:
+        pair_weights = np.full(len(rows), scale)
+    else:
+        pair_weights = scale * pairs.confidences.astype(np.float64)
+    unobserved = entry_unobserved_scales(pairs, weights, row_counts)
+    w0 = weights.unobserved_weight
+    pair_weights += w0 if unobserved is None else w0 * unobserved.astype(np.float64)
     step = max(1, MAX_CHUNK_FLOATS // factors.shape[1])
     for first in range(0, len(rows), step):
         entries = slice(first, first + step)
@@ -257,10 +291,7 @@ def holdout_sums(
             other[pairs.cols[entries]].astype(np.float64),
         )
         error = pairs.targets[entries].astype(np.float64) - predictions
-        if pairs.confidences is None:
-            weight = np.full(len(error), w0 + scale)
-        else:
-            weight = w0 + scale * pairs.confidences[entries].astype(np.float64)
+        weight = pair_weights[entries]
         sums += (
             len(error),
             float(np.sum(error**2)),
@@ -325,19 +356,22 @@ def _solve_fn(
         else:
             solution = solve_block(block, other, fixed_gram, weights)
         # This block's share of the loss after this half-sweep: observed part, unobserved
-        # part w0 tr(G_fixed G_block), its own regularization, and the share of the fixed
-        # side's regularization that was routed to it (each fixed block's sum reaches
-        # exactly one block of this side).
+        # part w0 tr(G_fixed G_block) (both weighted by popularity scales when there are
+        # any), its own regularization, and the share of the fixed side's regularization
+        # that was routed to it (each fixed block's sum reaches exactly one block of this
+        # side).
+        row_scales = row_unobserved_scales(block, weights)
+        block_gram = weighted_gramian(solution.factors, row_scales)
         loss = (
             solution.observed_loss
-            + weights.unobserved_weight * float(np.sum(fixed_gram * gramian(solution.factors)))
+            + weights.unobserved_weight * float(np.sum(fixed_gram * block_gram))
             + solution.regularization_loss
             + float(np.sum(routed.column("regularization").to_numpy()))
         )
         scored = None
         if row["holdout_indptr"] is not None:
             pairs = csr_from_row(row, "holdout_")
-            scored = holdout_sums(pairs, solution.factors, other, weights)
+            scored = holdout_sums(pairs, solution.factors, other, weights, block.counts)
         return _solved_table(
             row,
             number,
@@ -346,6 +380,7 @@ def _solve_fn(
             solution.regularization_loss,
             scored,
             gram_on_routes,
+            row_scales,
         )
 
     return solve

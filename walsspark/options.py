@@ -27,6 +27,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "reg_exponent": 0.0,
     "row_weights": 1.0,
     "col_weights": 1.0,
+    "unobserved_row_weights": "uniform",
+    "unobserved_col_weights": "uniform",
     "preset": None,
     "implicit_prefs": False,
     "alpha": 1.0,
@@ -56,5 +58,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 # by WALSParams.validate, or are booleans).
 STRING_OPTIONS = frozenset(
     "input format id_type user_col item_col rating_col timestamp_col duplicates output master "
-    "recommendations preset confidence weight_col solver split checkpoint_dir".split()
+    "recommendations preset confidence weight_col solver split checkpoint_dir "
+    "unobserved_row_weights unobserved_col_weights".split()
 )

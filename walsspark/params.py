@@ -25,6 +25,8 @@ PRESETS: dict[str, dict] = {
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 0.0,
+        "unobserved_row_weights": "uniform",
+        "unobserved_col_weights": "uniform",
     },
     # Spark MLlib ALS, explicit: unobserved entries ignored (w0 = 0), lambda n_i (ALS-WR).
     "mllib-explicit": {
@@ -33,6 +35,8 @@ PRESETS: dict[str, dict] = {
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 1.0,
+        "unobserved_row_weights": "uniform",
+        "unobserved_col_weights": "uniform",
     },
     # Spark MLlib ALS with implicitPrefs (Hu, Koren and Volinsky): preference 1 for r > 0,
     # weight 1 + alpha r on observed entries and 1 elsewhere, lambda n_i.
@@ -43,9 +47,15 @@ PRESETS: dict[str, dict] = {
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 1.0,
+        "unobserved_row_weights": "uniform",
+        "unobserved_col_weights": "uniform",
     },
 }
 WEIGHT_SCHEMES = ("linear", "power", "col")
+# How the unobserved weight of (i, j) varies with the popularity of i and j (DESIGN.md
+# section 1, walsspark.solver): ``uniform`` (w0 everywhere) or ``power:E`` (n ** E,
+# normalized to mean 1 over the side's ids, as eALS).
+UNOBSERVED_SCHEMES = ("uniform", "power:E")
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,12 @@ class WALSParams:
         ``"col:NAME"`` (the input column NAME, per user).
     col_weights : float or str
         Column (item) weights C_j, the same forms.
+    unobserved_row_weights : str
+        How the unobserved weight of a row's entries follows the row's popularity:
+        ``"uniform"``, or ``"power:E"``: s_i = n_i ** E / mean(n ** E), so that w0_ij =
+        w0 s_i t_j averages w0 (eALS, He et al. 2016; E about 0.5 for items).
+    unobserved_col_weights : str
+        The same for columns (t_j, from the items' training frequencies).
     implicit_prefs : bool
         Implicit feedback (MLlib's implicitPrefs): target 1 for r > 0, else 0, and entry
         confidence from the rating (see ``confidence``).
@@ -113,6 +129,8 @@ class WALSParams:
     reg_exponent: float = 0.0
     row_weights: float | str = 1.0
     col_weights: float | str = 1.0
+    unobserved_row_weights: str = "uniform"
+    unobserved_col_weights: str = "uniform"
     implicit_prefs: bool = False
     alpha: float = 1.0
     confidence: str = "linear"
@@ -150,6 +168,8 @@ class WALSParams:
             _check_non_negative(name, getattr(self, name))
         for name in ("row_weights", "col_weights"):
             parse_weight_scheme(name, getattr(self, name))
+        for name in ("unobserved_row_weights", "unobserved_col_weights"):
+            unobserved_exponent(name, getattr(self, name))
         if not isinstance(self.implicit_prefs, bool):
             raise InputError(f"implicit_prefs must be true or false, got {self.implicit_prefs!r}")
         for name in ("alpha", "epsilon"):
@@ -202,11 +222,21 @@ class WALSParams:
         """True when the split holds ratings out (leave-k-out needs no fraction)."""
         return self.holdout_fraction > 0 or self.split == "leave-k-out"
 
-    def user_weights(self) -> ObjectiveWeights:
+    @property
+    def unobserved_exponents(self) -> tuple[float, float]:
+        """(e_row, e_col) of the popularity-scaled unobserved weights (0: uniform)."""
+        return (
+            unobserved_exponent("unobserved_row_weights", self.unobserved_row_weights),
+            unobserved_exponent("unobserved_col_weights", self.unobserved_col_weights),
+        )
+
+    def user_weights(self, unobserved_norms: tuple[float, float] = (1.0, 1.0)) -> ObjectiveWeights:
         """The objective's weights as seen when solving users (rows).
 
         Only scalar row and column weights live here; per-id ones are folded into the
-        per-entry confidences (:mod:`walsspark.weighting`).
+        per-entry confidences (:mod:`walsspark.weighting`). ``unobserved_norms`` are the
+        users' and items' mean(n ** e) (:func:`walsspark.popularity.unobserved_norms`) when
+        the unobserved weights follow popularity.
         """
         row_kind, row_value = parse_weight_scheme("row_weights", self.row_weights)
         col_kind, col_value = parse_weight_scheme("col_weights", self.col_weights)
@@ -216,6 +246,10 @@ class WALSParams:
             reg_exponent=float(self.reg_exponent),
             row_weight=float(row_value) if row_kind == "scalar" else 1.0,
             col_weight=float(col_value) if col_kind == "scalar" else 1.0,
+            row_unobserved_exponent=self.unobserved_exponents[0],
+            col_unobserved_exponent=self.unobserved_exponents[1],
+            row_unobserved_norm=float(unobserved_norms[0]),
+            col_unobserved_norm=float(unobserved_norms[1]),
         )
 
     @property
@@ -244,6 +278,27 @@ def apply_preset(options: dict, given: set[str]) -> dict:
     if preset not in PRESETS:
         raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     return {**options, **{k: v for k, v in PRESETS[preset].items() if k not in given}}
+
+
+def unobserved_exponent(name: str, value: object) -> float:
+    """E of an unobserved-weight scheme: 0 for ``"uniform"``, E for ``"power:E"``.
+
+    Raises
+    ------
+    InputError
+        Naming ``name`` and the accepted forms.
+    """
+    forms = "uniform or power:E (E a number, e.g. power:0.5)"
+    if value == "uniform":
+        return 0.0
+    if isinstance(value, str) and value.startswith("power:"):
+        try:
+            exponent = float(value[len("power:") :])
+        except ValueError:
+            exponent = math.nan
+        if math.isfinite(exponent):
+            return exponent
+    raise InputError(f"{name} must be {forms}, got {value!r}")
 
 
 def parse_weight_scheme(name: str, value: object) -> tuple[str, float | str]:

@@ -4,19 +4,26 @@ The objective
 -------------
 Observed entries S with targets a_ij, rows i (n of them) and columns j (m of them)::
 
-    L = sum_S W_ij (a_ij - u_i.v_j)^2 + w0 * sum_{not S} (u_i.v_j)^2
+    L = sum_S W_ij (a_ij - u_i.v_j)^2 + sum_{not S} w0_ij (u_i.v_j)^2
         + sum_i lambda_i |u_i|^2 + sum_j lambda_j |v_j|^2
 
-    W_ij     = w0 + R_i * C_j * c_ij        (w0: unobserved weight; R, C: row/column weights;
-                                              c: entry confidence)
+    w0_ij    = w0 * s_i * t_j               (w0: unobserved weight; s, t: popularity scales)
+    W_ij     = w0_ij + R_i * C_j * c_ij     (R, C: row/column weights; c: entry confidence)
     lambda_i = lambda * n_i ** nu           (n_i: number of observed entries of row i)
+    s_i      = n_i ** e_row / mean_i'(n_i' ** e_row),   t_j likewise with m_j and e_col
 
-With V fixed and G = V^T V over *all* m columns, the row update is the normal equation::
+s and t are 1 unless the unobserved weights follow popularity (eALS, He et al. 2016: an
+item rated often is more surely a negative when unrated); normalized so that the mean
+unobserved weight stays w0. With V fixed and G_t = sum_j t_j v_j v_j^T over *all* m
+columns (the plain Gramian V^T V when t = 1), the row update is the normal equation::
 
-    (w0 G + lambda_i I + sum_{j in S_i} (W_ij - w0) v_j v_j^T) u_i = sum_{j in S_i} W_ij a_ij v_j
+    (w0 s_i G_t + lambda_i I + sum_{j in S_i} R_i C_j c_ij v_j v_j^T) u_i
+        = sum_{j in S_i} W_ij a_ij v_j
 
-A row with no observations gets u_i = 0. The column update is the same with U and V swapped,
-so every function here speaks of "rows" being solved against a fixed "other side".
+since W_ij - w0_ij = R_i C_j c_ij: the observed correction does not depend on s and t, and
+a row costs the same whether they are 1 or not. A row with no observations gets u_i = 0.
+The column update is the same with U and V swapped, so every function here speaks of
+"rows" being solved against a fixed "other side".
 
 Layout of a block
 -----------------
@@ -78,6 +85,10 @@ class ObjectiveWeights:
         R, the (scalar) weight of the rows being solved.
     col_weight : float
         C, the (scalar) weight of the fixed side.
+    row_unobserved_exponent, col_unobserved_exponent : float
+        e_row, e_col of the popularity scales s_i and t_j (0: every scale is 1).
+    row_unobserved_norm, col_unobserved_norm : float
+        mean(n ** e) over the ids of each side: divides n ** e so that the scales average 1.
     """
 
     unobserved_weight: float
@@ -85,6 +96,10 @@ class ObjectiveWeights:
     reg_exponent: float = 0.0
     row_weight: float = 1.0
     col_weight: float = 1.0
+    row_unobserved_exponent: float = 0.0
+    col_unobserved_exponent: float = 0.0
+    row_unobserved_norm: float = 1.0
+    col_unobserved_norm: float = 1.0
 
     def swapped(self) -> ObjectiveWeights:
         """The same objective seen from the other side (row and column weights swap)."""
@@ -94,7 +109,16 @@ class ObjectiveWeights:
             self.reg_exponent,
             self.col_weight,
             self.row_weight,
+            self.col_unobserved_exponent,
+            self.row_unobserved_exponent,
+            self.col_unobserved_norm,
+            self.row_unobserved_norm,
         )
+
+    @property
+    def popularity_scaled(self) -> bool:
+        """True when the unobserved weights vary with popularity on either side."""
+        return self.row_unobserved_exponent != 0 or self.col_unobserved_exponent != 0
 
 
 @dataclass(frozen=True)
@@ -110,12 +134,16 @@ class CsrBlock:
         a_ij.
     confidences : ndarray of float32, shape (nnz,), optional
         c_ij; ``None`` means 1 for every entry.
+    other_counts : ndarray of float32, shape (nnz,), optional
+        m_j, the training frequency of each entry's column; needed when the column
+        popularity scales t_j are not all 1.
     """
 
     indptr: np.ndarray
     cols: np.ndarray
     targets: np.ndarray
     confidences: np.ndarray | None = None
+    other_counts: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -132,14 +160,72 @@ def gramian(factors: np.ndarray) -> np.ndarray:
     return f64.T @ f64
 
 
-def observed_weights(block: CsrBlock, weights: ObjectiveWeights) -> np.ndarray:
-    """W_ij = w0 + R * C * c_ij for every observed entry of the block (float32)."""
+def weighted_gramian(factors: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
+    """Return sum_r scales_r f_r f_r^T in float64 (:func:`gramian` when ``scales`` is None)."""
+    if scales is None:
+        return gramian(factors)
+    f64 = factors.astype(np.float64, copy=False)
+    return f64.T @ (f64 * scales[:, None])
+
+
+def popularity_scales(counts: np.ndarray, exponent: float, norm: float) -> np.ndarray | None:
+    """n ** e / norm per id (float64), 0 for ids without observations; None when e = 0."""
+    if exponent == 0:
+        return None
+    counts64 = counts.astype(np.float64)
+    return np.where(counts64 > 0, counts64**exponent, 0.0) / norm
+
+
+def row_unobserved_scales(
+    block: CsrBlock, weights: ObjectiveWeights, row_counts: np.ndarray | None = None
+) -> np.ndarray | None:
+    """s_i of every row of the block (None when they are all 1).
+
+    ``row_counts`` are the rows' training frequencies when the block's own row lengths are
+    not (a block of held-out pairs).
+    """
+    counts = block.counts if row_counts is None else row_counts
+    return popularity_scales(counts, weights.row_unobserved_exponent, weights.row_unobserved_norm)
+
+
+def entry_unobserved_scales(
+    block: CsrBlock, weights: ObjectiveWeights, row_counts: np.ndarray | None = None
+) -> np.ndarray | None:
+    """s_i t_j of every observed entry of the block (float32; None when all are 1)."""
+    if not weights.popularity_scaled:
+        return None
+    scales = np.ones(len(block.cols), dtype=np.float64)
+    rows = row_unobserved_scales(block, weights, row_counts)
+    if rows is not None:
+        scales *= np.repeat(rows, block.counts)
+    if weights.col_unobserved_exponent != 0:
+        if block.other_counts is None:
+            raise ValueError("column popularity scales need the block's other_counts")
+        scales *= popularity_scales(
+            block.other_counts, weights.col_unobserved_exponent, weights.col_unobserved_norm
+        )
+    return scales.astype(np.float32)
+
+
+def observed_excess(block: CsrBlock, weights: ObjectiveWeights) -> np.ndarray:
+    """W_ij - w0_ij = R * C * c_ij for every observed entry of the block (float32)."""
     scale = np.float32(weights.row_weight * weights.col_weight)
     if block.confidences is None:
-        conf_term = np.full(len(block.cols), scale, dtype=np.float32)
-    else:
-        conf_term = scale * block.confidences.astype(np.float32, copy=False)
-    return conf_term + np.float32(weights.unobserved_weight)
+        return np.full(len(block.cols), scale, dtype=np.float32)
+    return scale * block.confidences.astype(np.float32, copy=False)
+
+
+def observed_weights(
+    block: CsrBlock, weights: ObjectiveWeights, row_counts: np.ndarray | None = None
+) -> np.ndarray:
+    """W_ij = w0 s_i t_j + R * C * c_ij for every observed entry of the block (float32).
+
+    ``row_counts``: as :func:`row_unobserved_scales`.
+    """
+    w0 = np.float32(weights.unobserved_weight)
+    scales = entry_unobserved_scales(block, weights, row_counts)
+    unobserved = w0 if scales is None else w0 * scales
+    return observed_excess(block, weights) + unobserved
 
 
 def row_regularization(counts: np.ndarray, weights: ObjectiveWeights) -> np.ndarray:
@@ -173,7 +259,7 @@ class NormalEquations:
     Attributes
     ----------
     observed_gram : ndarray of float64, shape (n_rows, k, k)
-        M_i = sum_{j in S_i} (W_ij - w0) v_j v_j^T (accumulated in float32).
+        M_i = sum_{j in S_i} (W_ij - w0_ij) v_j v_j^T (accumulated in float32).
     rhs : ndarray of float64, shape (n_rows, k)
         b_i = sum_{j in S_i} W_ij a_ij v_j.
     """
@@ -192,14 +278,20 @@ class BlockOperands:
         The routed factors and one zero row after them, at which padding entries point.
     w_obs : ndarray of float32, shape (nnz,)
         W_ij of every observed entry (:func:`observed_weights`).
+    excess : ndarray of float32, shape (nnz,)
+        W_ij - w0_ij of every observed entry (:func:`observed_excess`).
     constant_excess : float or None
-        W_ij - w0 when it is the same for every entry (then the k x k products are scaled
-        once instead of weighing every entry).
+        W_ij - w0_ij when it is the same for every entry (then the k x k products are
+        scaled once instead of weighing every entry).
+    row_scales : ndarray of float64, shape (n_rows,), or None
+        s_i of every row (:func:`row_unobserved_scales`); None when all are 1.
     """
 
     other_padded: np.ndarray
     w_obs: np.ndarray
+    excess: np.ndarray
     constant_excess: np.float32 | None
+    row_scales: np.ndarray | None
 
     @classmethod
     def of(cls, block: CsrBlock, other: np.ndarray, weights: ObjectiveWeights) -> BlockOperands:
@@ -209,9 +301,9 @@ class BlockOperands:
         padded[:-1] = other
         padded[-1] = 0.0
         w_obs = observed_weights(block, weights)
-        excess = w_obs - np.float32(weights.unobserved_weight)
+        excess = observed_excess(block, weights)
         constant = excess[0] if len(excess) and np.all(excess == excess[0]) else None
-        return cls(padded, w_obs, constant)
+        return cls(padded, w_obs, excess, constant, row_unobserved_scales(block, weights))
 
 
 def normal_equations(
@@ -245,8 +337,7 @@ def normal_equations(
     if operands is None:
         operands = BlockOperands.of(block, other, weights)
     counts = block.counts[rows]
-    w_obs = operands.w_obs
-    w0 = np.float32(weights.unobserved_weight)
+    w_obs, excess = operands.w_obs, operands.excess
     other_padded = operands.other_padded
     zero_row = len(other)
     constant_excess = operands.constant_excess
@@ -257,7 +348,7 @@ def normal_equations(
     long_rows = counts * k > MAX_CHUNK_FLOATS
     for position in np.flatnonzero(long_rows):
         observed_gram[position], rhs[position] = _long_row_equations(
-            block, other_padded[:-1], w_obs, w0, int(rows[position]), MAX_CHUNK_FLOATS // k
+            block, other_padded[:-1], w_obs, excess, int(rows[position]), MAX_CHUNK_FLOATS // k
         )
     for positions in _length_buckets(np.where(long_rows, 0, counts)):
         length = int(counts[positions].max())
@@ -273,7 +364,8 @@ def normal_equations(
             a = np.where(valid, block.targets[entry], 0.0).astype(np.float32)
             factors = other_padded[col_index]  # (rows, length, k)
             if constant_excess is None:
-                weighted = factors * (w - w0)[:, :, None]
+                e = np.where(valid, excess[entry], 0.0).astype(np.float32)
+                weighted = factors * e[:, :, None]
                 observed_gram[chunk] = np.matmul(factors.transpose(0, 2, 1), weighted)
             else:  # one weight for every entry: scale the k x k result, not the entries
                 gram = np.matmul(factors.transpose(0, 2, 1), factors)
@@ -284,7 +376,12 @@ def normal_equations(
 
 
 def _long_row_equations(
-    block: CsrBlock, other: np.ndarray, w_obs: np.ndarray, w0: np.float32, row: int, step: int
+    block: CsrBlock,
+    other: np.ndarray,
+    w_obs: np.ndarray,
+    excess: np.ndarray,
+    row: int,
+    step: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """M and b of one row too long for a padded chunk, accumulated over slices of entries.
 
@@ -298,7 +395,7 @@ def _long_row_equations(
         entries = slice(first, min(first + step, int(block.indptr[row + 1])))
         factors = other[block.cols[entries]]
         w = w_obs[entries]
-        gram += factors.T @ (factors * (w - w0)[:, None])
+        gram += factors.T @ (factors * excess[entries][:, None])
         rhs += factors.T @ (w * block.targets[entries])
     return gram, rhs
 
@@ -325,8 +422,9 @@ class BlockSolution:
     ----------
     factors : ndarray of float32, shape (n_rows, k)
     observed_loss : float
-        sum_S [W_ij (a_ij - u_i.v_j)^2 - w0 (u_i.v_j)^2] over the block's entries; the
-        unobserved part then follows from w0 * tr(G_U G_V) over all rows and columns.
+        sum_S [W_ij (a_ij - u_i.v_j)^2 - w0_ij (u_i.v_j)^2] over the block's entries; the
+        unobserved part then follows from w0 * tr(G_U G_V) over all rows and columns
+        (the popularity-weighted Gramians G_U = sum_i s_i u_i u_i^T and G_V likewise).
     regularization_loss : float
         sum_i lambda_i |u_i|^2 over the block's rows.
     """
@@ -347,9 +445,12 @@ def solve_block(
     assembled and solved :func:`rows_per_solve` at a time (in order of their length), which
     bounds the k x k work arrays whatever the block size and rank.
 
+    ``other_gramian`` is the fixed side's G_t = sum_j t_j v_j v_j^T (:func:`gramian` when
+    the column popularity scales are all 1).
+
     The loss terms come from the normal equations at no extra cost: per row,
-    sum_j [W (a - u.v)^2 - w0 (u.v)^2] = sum_j W a^2 - 2 u.b + u^T M u, and
-    u^T M u = u^T lhs u - w0 u^T G u - lambda_i |u|^2.
+    sum_j [W (a - u.v)^2 - w0_ij (u.v)^2] = sum_j W a^2 - 2 u.b + u^T M u, and
+    u^T M u = u^T lhs u - w0 s_i u^T G_t u - lambda_i |u|^2.
     """
     k = other.shape[1]
     counts = block.counts
@@ -358,6 +459,7 @@ def solve_block(
     w0 = weights.unobserved_weight
     operands = BlockOperands.of(block, other, weights)
     w_obs = operands.w_obs.astype(np.float64)
+    row_scales = np.ones(block.n_rows) if operands.row_scales is None else operands.row_scales
     row_of_entry = np.repeat(np.arange(block.n_rows), counts)
     target_sq = np.bincount(
         row_of_entry, weights=w_obs * block.targets.astype(np.float64) ** 2, minlength=block.n_rows
@@ -371,8 +473,8 @@ def solve_block(
     for start in range(0, len(order), step):
         rows = order[start : start + step]
         eqs = normal_equations(block, other, weights, rows, operands)
-        lhs = eqs.observed_gram  # completed in place: w0 G + lambda_i I
-        lhs += w0 * gram[None, :, :]
+        lhs = eqs.observed_gram  # completed in place: w0 s_i G + lambda_i I
+        lhs += (w0 * row_scales[rows])[:, None, None] * gram[None, :, :]
         lhs[:, diagonal, diagonal] += reg[rows][:, None]
         try:
             solution = solve_spd_batch(lhs, eqs.rhs)
@@ -383,7 +485,7 @@ def solve_block(
         norms = np.sum(u * u, axis=1)
         quadratic = (
             np.einsum("ni,nij,nj->n", u, lhs, u, optimize=True)
-            - w0 * np.einsum("ni,ij,nj->n", u, gram, u, optimize=True)
+            - w0 * row_scales[rows] * np.einsum("ni,ij,nj->n", u, gram, u, optimize=True)
             - reg[rows] * norms
         )
         observed += float(np.sum(quadratic - 2.0 * np.sum(u * eqs.rhs, axis=1)))
@@ -409,8 +511,8 @@ def solve_block_cg(
     Each row's normal equation ``A_i u_i = b_i`` (see the module docstring) is solved by
     ``steps`` conjugate gradient iterations started from ``previous`` (the row's factors
     from the last sweep), as benfred/implicit does for implicit feedback. ``A_i`` is never
-    formed: ``A_i x = w0 G x + lambda_i x + V_i^T (c_i * (V_i x))`` with ``c_i`` the
-    entries' W - w0 costs O(n_i k + k^2) per row and step instead of the exact solve's
+    formed: ``A_i x = w0 s_i G x + lambda_i x + V_i^T (c_i * (V_i x))`` with ``c_i`` the
+    entries' W - w0_ij costs O(n_i k + k^2) per row and step instead of the exact solve's
     O(n_i k^2 + k^3). Rows are padded into the same length buckets and chunks as the exact
     solve, so every product is one batched ``matmul`` over a chunk; rows longer than a
     chunk are solved exactly (:func:`solve_block` accumulates them in slices). In exact
@@ -439,6 +541,7 @@ def solve_block_cg(
     # copy of the routed factors would double the task's largest array.
     operands = BlockOperands.of(block, other, weights)
     w_obs, other_padded = operands.w_obs, operands.other_padded
+    row_scales = np.ones(block.n_rows) if operands.row_scales is None else operands.row_scales
     zero_row = len(other)
     factors = np.zeros((block.n_rows, k), dtype=np.float32)
     observed, regularization = 0.0, 0.0
@@ -462,13 +565,15 @@ def solve_block_cg(
             entry = np.where(valid, block.indptr[rows][:, None] + offsets[None, :], 0)
             v = other_padded[np.where(valid, block.cols[entry], zero_row)].astype(np.float64)
             w = np.where(valid, w_obs[entry], 0.0).astype(np.float64)
+            excess = np.where(valid, operands.excess[entry], 0.0).astype(np.float64)
             a = np.where(valid, block.targets[entry], 0.0)
-            system = _RowSystems(v, np.where(valid, w - w0, 0.0), reg[rows][:, None], w0_gram)
+            system = _RowSystems(v, excess, reg[rows][:, None], w0_gram, row_scales[rows][:, None])
             rhs = np.matmul((w * a)[:, None, :], v)[:, 0, :]
             factors[rows] = _conjugate_gradient(system, rhs, previous[rows], steps)
             u = factors[rows].astype(np.float64)  # the stored (float32) factors
             predictions = np.matmul(v, u[:, :, None])[:, :, 0]
-            observed += float(np.sum(w * (a - predictions) ** 2 - w0 * predictions**2))
+            # w - excess is w0_ij on entries, 0 on padding.
+            observed += float(np.sum(w * (a - predictions) ** 2 - (w - excess) * predictions**2))
             regularization += float(np.sum(reg[rows] * np.sum(u * u, axis=1)))
     return BlockSolution(factors, observed, regularization)
 
@@ -478,15 +583,16 @@ class _RowSystems:
     """The normal equations of a chunk of rows, in the form CG multiplies with."""
 
     v: np.ndarray  # (rows, L, k) the other side's factors of every entry, zero-padded
-    excess: np.ndarray  # (rows, L) W_ij - w0, zero on padding
+    excess: np.ndarray  # (rows, L) W_ij - w0_ij, zero on padding
     reg: np.ndarray  # (rows, 1) lambda_i
-    w0_gram: np.ndarray  # (k, k) w0 G
+    w0_gram: np.ndarray  # (k, k) w0 G_t
+    row_scales: np.ndarray  # (rows, 1) s_i
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """A_i x_i for every row."""
         scores = np.matmul(self.v, x[:, :, None])[:, :, 0] * self.excess
         observed = np.matmul(scores[:, None, :], self.v)[:, 0, :]
-        return x @ self.w0_gram + self.reg * x + observed
+        return self.row_scales * (x @ self.w0_gram) + self.reg * x + observed
 
 
 def _conjugate_gradient(
@@ -518,4 +624,5 @@ def _sub_block(block: CsrBlock, rows: np.ndarray) -> CsrBlock:
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(block.indptr[rows + 1] - block.indptr[rows], out=indptr[1:])
     confidences = None if block.confidences is None else block.confidences[entries]
-    return CsrBlock(indptr, block.cols[entries], block.targets[entries], confidences)
+    other_counts = None if block.other_counts is None else block.other_counts[entries]
+    return CsrBlock(indptr, block.cols[entries], block.targets[entries], confidences, other_counts)

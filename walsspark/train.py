@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -39,6 +39,7 @@ from walsspark.half_sweep import (
     materialize,
 )
 from walsspark.params import WALSParams
+from walsspark.popularity import unobserved_norms, with_counts
 from walsspark.sweep_checkpoints import (
     SweepCheckpoints,
     data_digest,
@@ -75,6 +76,8 @@ class TrainedFactors:
     history: list[SweepRecord] = field(default_factory=list)
     num_ratings: int = 0
     fit_seconds: float = 0.0
+    # The users' and items' mean(n ** e) of popularity-scaled unobserved weights (1: none).
+    unobserved_norms: tuple[float, float] = (1.0, 1.0)
 
     def release(self) -> None:
         """Free the cached rating blocks once the factors have been written or exported."""
@@ -129,6 +132,8 @@ def fit(
     params: WALSParams,
     holdout: DataFrame | None = None,
     checkpoints: SweepCheckpoints | None = None,
+    layout: tuple[SideLayout, SideLayout] | None = None,
+    confidence_scale: float = 1.0,
 ) -> TrainedFactors:
     """Train user and item factors.
 
@@ -149,6 +154,12 @@ def fit(
         Where every ``checkpoint_interval``-th sweep's factors are written, and where a
         resumed run (``checkpoints.resume``) continues from. Without it, a reliable Spark
         checkpoint is taken instead when the session has a checkpoint directory.
+    layout : (SideLayout, SideLayout), optional
+        The ratings already laid out by :func:`lay_out_ratings` (with ``holdout``), so that
+        several fits share one layout (``walsspark tune``); its block counts are used.
+    confidence_scale : float
+        Multiplies every entry's R C c (``walsspark tune`` lays out confidences for
+        alpha = 1 and passes each trial's alpha here).
 
     Returns
     -------
@@ -186,17 +197,25 @@ def fit(
         data = {"num_ratings": num_ratings, "digest": digest, "holdout": holdout_total}
         wanted = fingerprint(params.to_dict(), data, (num_user_blocks, num_item_blocks))
         restored = checkpoints.start(wanted, params.sweeps)
-    scorable = warm_pairs(holdout, ratings) if holdout is not None and holdout_total else None
-    users, items = lay_out(ratings, num_user_blocks, num_item_blocks, params.seed, scorable)
-    log.info(
-        "laid out %d ratings in %d user blocks and %d item blocks (%.1f s)",
-        num_ratings,
-        num_user_blocks,
-        num_item_blocks,
-        time.perf_counter() - start,
-    )
+    if layout is None:
+        users, items = lay_out_ratings(
+            ratings, params, holdout if holdout_total else None, num_user_blocks, num_item_blocks
+        )
+        log.info(
+            "laid out %d ratings in %d user blocks and %d item blocks (%.1f s)",
+            num_ratings,
+            num_user_blocks,
+            num_item_blocks,
+            time.perf_counter() - start,
+        )
+    else:
+        users, items = layout
+        num_user_blocks, num_item_blocks = users.num_blocks, items.num_blocks
     rank = params.rank
-    user_weights = params.user_weights()
+    norms = unobserved_norms(users, items, params.unobserved_exponents)
+    user_weights = params.user_weights(norms)
+    if confidence_scale != 1.0:
+        user_weights = replace(user_weights, row_weight=user_weights.row_weight * confidence_scale)
     item_weights = user_weights.swapped()
 
     reliable_dir = checkpoint_dir(spark) if checkpoints is None else None
@@ -209,8 +228,8 @@ def fit(
     # initial factors (a function of seed and id, like the items').
     restart = (
         0,
-        initial_factor_blocks(users, rank, on_routes) if cg else None,
-        initial_factor_blocks(items, rank, on_routes),
+        initial_factor_blocks(users, rank, on_routes, user_weights) if cg else None,
+        initial_factor_blocks(items, rank, on_routes, item_weights),
         [],
     )
     if restored is not None:
@@ -302,7 +321,28 @@ def fit(
         history=history,
         num_ratings=num_ratings,
         fit_seconds=time.perf_counter() - start,
+        unobserved_norms=norms,
     )
+
+
+def lay_out_ratings(
+    ratings: DataFrame,
+    params: WALSParams,
+    holdout: DataFrame | None,
+    num_user_blocks: int,
+    num_item_blocks: int,
+    with_frequencies: bool = False,
+) -> tuple[SideLayout, SideLayout]:
+    """The rating blocks :func:`fit` trains on (and scores ``holdout`` in).
+
+    Entries carry their ids' training frequencies when the unobserved weights follow
+    popularity, or when ``with_frequencies`` asks for them (a layout that several
+    parameter settings share).
+    """
+    if with_frequencies or any(params.unobserved_exponents):
+        ratings, holdout = with_counts(ratings, holdout)
+    scorable = warm_pairs(holdout, ratings) if holdout is not None else None
+    return lay_out(ratings, num_user_blocks, num_item_blocks, params.seed, scorable)
 
 
 # How often one training run goes back to a checkpoint after losing local checkpoints

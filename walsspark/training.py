@@ -205,6 +205,13 @@ def describe(trained: TrainedFactors, source: dict[str, Any]) -> dict[str, Any]:
             "num_items": trained.items.num_ids(),
             "num_user_blocks": trained.users.num_blocks,
             "num_item_blocks": trained.items.num_blocks,
+            # What fold-in needs to weigh new rows as training did (popularity-scaled
+            # unobserved weights): the users' and items' mean(n ** e).
+            **(
+                {"unobserved_norms": list(trained.unobserved_norms)}
+                if any(params.unobserved_exponents)
+                else {}
+            ),
         },
         "history": [
             {

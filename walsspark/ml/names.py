@@ -26,6 +26,8 @@ TO_WALS_PARAMS: dict[str, str] = {
     "unobservedWeight": "unobserved_weight",
     "rowWeights": "row_weights",
     "colWeights": "col_weights",
+    "unobservedRowWeights": "unobserved_row_weights",
+    "unobservedColWeights": "unobserved_col_weights",
     "implicitPrefs": "implicit_prefs",
     "alpha": "alpha",
     "confidence": "confidence",

@@ -3,7 +3,8 @@
 Names and defaults are Spark MLlib ALS's wherever the concept is the same (``rank``,
 ``maxIter``, ``regParam``, ``alpha``, ``implicitPrefs``, the column names,
 ``coldStartStrategy``...); the WALS objective adds ``unobservedWeight``, ``regExponent``,
-``rowWeights``, ``colWeights``, ``confidence``, ``epsilon``, ``weightCol``, ``solver``,
+``rowWeights``, ``colWeights``, ``unobservedRowWeights``, ``unobservedColWeights``,
+``confidence``, ``epsilon``, ``weightCol``, ``solver``,
 ``cgSteps``, ``tol``, ``duplicates`` and ``preset``. :func:`wals_params` turns them into the
 :class:`walsspark.params.WALSParams` that the command line builds from its options, so both
 validate alike and train alike.
@@ -189,6 +190,17 @@ class WALSParamsMixin(
     colWeights: Param[float | str] = _param(
         "colWeights", "item (column) weights, the forms of rowWeights", _to_weight_scheme
     )
+    unobservedRowWeights: Param[str] = _param(
+        "unobservedRowWeights",
+        "how a user's unobserved weight follows their number of ratings n: 'uniform' or "
+        "'power:E' (n ** E, normalized so that the weights average unobservedWeight)",
+        TypeConverters.toString,
+    )
+    unobservedColWeights: Param[str] = _param(
+        "unobservedColWeights",
+        "the same for items ('power:0.5' weighs popular unrated items more, as eALS)",
+        TypeConverters.toString,
+    )
     confidence: Param[str] = _param(
         "confidence",
         "implicit confidence: 'linear' (alpha * r) or 'log' (alpha * log(1 + r / epsilon))",
@@ -257,6 +269,8 @@ class WALSParamsMixin(
             tol=0.0,
             rowWeights=1.0,
             colWeights=1.0,
+            unobservedRowWeights="uniform",
+            unobservedColWeights="uniform",
             confidence="linear",
             epsilon=1.0,
             solver="exact",
