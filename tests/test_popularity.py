@@ -143,3 +143,60 @@ def test_presets_keep_uniform_unobserved_weights():
     for name, preset in PRESETS.items():
         assert preset["unobserved_row_weights"] == "uniform", name
         assert preset["unobserved_col_weights"] == "uniform", name
+
+
+@pytest.mark.parametrize("side", ["users", "items"])
+def test_fold_in_is_the_row_update_of_training(spark, side):
+    # Projecting the training ratings again against the trained fixed side is one more
+    # exact row update of the popularity-weighted objective: the dense oracle's.
+    from walsspark.fold_in import fold_in
+    from walsspark.training import train_model
+
+    params = WALSParams(
+        rank=3,
+        sweeps=2,
+        unobserved_weight=0.5,
+        regularization=0.1,
+        unobserved_row_weights="power:0.4",
+        unobserved_col_weights="power:0.6",
+        num_user_blocks=2,
+        num_item_blocks=2,
+        holdout_fraction=0.0,
+    )
+    rows, cols, values, n, m = make_ratings(seed=9)
+    ratings = ratings_frame(spark, rows, cols, values)
+    model = train_model(spark, ratings, params)
+    try:
+        data = model.metadata["data"]
+        assert len(data["unobserved_norms"]) == 2
+        users = dense_factors(model.user_factors(), [user_id(i) for i in range(n)], 3)
+        items = dense_factors(model.item_factors(), [item_id(j) for j in range(m)], 3)
+        by_users = side == "users"
+        fixed = model.item_factors() if by_users else model.user_factors()
+        blocks = model.factor_blocks["items" if by_users else "users"]
+        projected, new = fold_in(ratings, fixed, params, data, side, "test", blocks)
+        if by_users:
+            got = dense_factors(projected, [user_id(i) for i in range(n)], 3)
+        else:
+            got = dense_factors(projected, [item_id(j) for j in range(m)], 3)
+        new.unpersist()
+    finally:
+        model.release()
+    targets, _, observed = oracle.dense_problem(rows, cols, values, n, m, 0.5)
+    dense_weights = oracle.popularity_weights(observed, 0.5, 0.4, 0.6)
+    if by_users:
+        expected = oracle.row_update(targets, dense_weights, observed, items, 0.1, 0.0)
+    else:
+        expected = oracle.row_update(targets.T, dense_weights.T, observed.T, users, 0.1, 0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_fold_in_without_factor_blocks_is_refused(spark):
+    from walsspark.fold_in import fold_in
+
+    params = WALSParams(unobserved_col_weights="power:0.5")
+    ratings = spark.createDataFrame([(1, "a", 1.0)], "user long, item string, rating double")
+    factors = spark.createDataFrame([("a", [1.0])], "id string, features array<float>")
+    data = {"user_id_type": "bigint", "item_id_type": "string"}
+    with pytest.raises(InputError, match="needs the training frequencies of its factor blocks"):
+        fold_in(ratings, factors, params, data, "users", "test", None)

@@ -9,6 +9,8 @@ model's fixed side (:func:`walsspark.project.project`).
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -26,6 +28,29 @@ def check_foldable(params: WALSParams) -> None:
             )
 
 
+def id_frequencies(blocks: DataFrame) -> DataFrame:
+    """``id``, ``count``: every id of a side's factor blocks and its training frequency
+    (the length of its row in the block's CSR)."""
+    id_type = blocks.schema["ids"].dataType.elementType.simpleString()
+
+    def explode(batches):
+        for batch in batches:
+            for index in range(batch.num_rows):
+                ids = batch.column("ids")[index].values
+                indptr = np.frombuffer(batch.column("indptr")[index].as_py(), dtype="<i8")
+                yield pa.RecordBatch.from_pydict(
+                    {"id": ids, "count": pa.array(np.diff(indptr), pa.int64())}
+                )
+
+    return blocks.select("ids", "indptr").mapInArrow(explode, f"id {id_type}, count long")
+
+
+def scale_column(exponent: float, norm: float):
+    """Column ``scale``: count ** exponent / norm (0 for a count of 0)."""
+    powered = F.when(F.col("count") > 0, F.pow(F.col("count").cast("double"), F.lit(exponent)))
+    return (powered.otherwise(F.lit(0.0)) / F.lit(norm)).alias("scale")
+
+
 def fold_in(
     ratings: DataFrame,
     fixed_factors: DataFrame,
@@ -33,6 +58,7 @@ def fold_in(
     data: dict,
     for_side: str,
     source: str,
+    fixed_blocks: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Factors of the new ``for_side`` rows of ``ratings``.
 
@@ -51,6 +77,10 @@ def fold_in(
         ``"users"`` (new users against the items) or ``"items"``.
     source : str
         How to name the ratings in messages (a path, "the DataFrame").
+    fixed_blocks : DataFrame, optional
+        The model's factor blocks of the fixed side (:func:`walsspark.train.factor_blocks`):
+        their CSRs give the fixed ids' training frequencies, which models with
+        popularity-scaled unobserved weights need.
 
     Returns
     -------
@@ -63,8 +93,9 @@ def fold_in(
     Raises
     ------
     InputError
-        Bad ratings or weights, ids of another type than the model's, or a model with
-        per-id weights.
+        Bad ratings or weights, ids of another type than the model's, a model with
+        per-id weights, or one with popularity-scaled unobserved weights saved without its
+        factor blocks.
     """
     from walsspark.duplicates import resolve_duplicates
     from walsspark.project import project
@@ -73,6 +104,13 @@ def fold_in(
     from walsspark.weighting import check_weights, entry_weights, weight_columns
 
     check_foldable(params)
+    popularity = any(params.unobserved_exponents)
+    if popularity and fixed_blocks is None:
+        raise InputError(
+            "fold-in of a model with popularity-scaled unobserved weights needs the training "
+            "frequencies of its factor blocks (user_blocks/, item_blocks/), which this model "
+            "does not have"
+        )
     extra = weight_columns(params)
     validate_ratings(ratings)
     check_weights(ratings, params)
@@ -88,14 +126,30 @@ def fold_in(
             )
     by_users = for_side == "users"
     row, other = ("user", "item") if by_users else ("item", "user")
-    weights = params.user_weights()
+    norms = tuple(data.get("unobserved_norms", (1.0, 1.0)))
+    weights = params.user_weights(norms)
     weights = weights if by_users else weights.swapped()
     # The training targets and confidences (implicit feedback, a weight column).
     entries = entry_weights(ratings, params)
     confidence = ["confidence"] if "confidence" in entries.columns else []
     new = entries.select(
         F.col(row).alias("row"), F.col(other).alias("other"), "rating", *confidence
-    ).cache()
+    )
+    if popularity:
+        # The fixed ids' training frequencies: per entry (t_j of the observed correction)
+        # and per fixed id (the Gramian sum_j t_j v_j v_j^T).
+        counts = id_frequencies(fixed_blocks)
+        fixed_factors = fixed_factors.join(counts, "id").select(
+            "id",
+            "features",
+            scale_column(weights.col_unobserved_exponent, weights.col_unobserved_norm),
+        )
+        new = new.join(
+            counts.select(F.col("id").alias("other"), F.col("count").alias("other_count")),
+            "other",
+            "left",
+        ).fillna(0, subset=["other_count"])
+    new = new.cache()
     num_fixed = data.get("num_items" if by_users else "num_users")
     factors = project(new, fixed_factors, params.rank, weights, num_fixed=num_fixed)
     return factors, new

@@ -5,8 +5,12 @@ A new user's factors solve the training row update against the trained item fact
     (w0 G + lambda_i I + sum_{j in S_i} (W_ij - w0) v_j v_j^T) u_i = sum_{j in S_i} W_ij a_ij v_j
 
 with G = V^T V over all trained items, the model's w0, weights and lambda_i = lambda n_i^nu,
-i.e. exactly :func:`walsspark.solver.solve_block`. ``--for items`` projects new items
-against the trained user factors the same way (row and column weights swapped).
+i.e. exactly :func:`walsspark.solver.solve_block`. With popularity-scaled unobserved
+weights, the fixed side's factors carry their scale t_j (``scale``) and the new ratings the
+fixed id's training frequency (``other_count``): G becomes sum_j t_j v_j v_j^T and the new
+row's own scale follows from its number of ratings, as in training. ``--for items``
+projects new items against the trained user factors the same way (row and column weights
+swapped).
 
 How it runs (the block-pair path of ``recommend`` and of training): the fixed side's factors
 are packed into blocks of at most ``max_fixed_bytes`` (one block when they fit), and the new
@@ -33,30 +37,37 @@ from walsspark.blocks import partition_keys, pkey_column
 from walsspark.cluster import default_parallelism
 from walsspark.factors import binary_views, encode_array, encode_factors
 from walsspark.recommend import MAX_CANDIDATE_BYTES, _features_matrix, _pack_candidates_fn
-from walsspark.solver import CsrBlock, ObjectiveWeights, gramian, solve_block
+from walsspark.solver import CsrBlock, ObjectiveWeights, solve_block, weighted_gramian
 
 # New ratings per block of new rows the default block count aims at (as training's).
 TARGET_NEW_RATINGS_PER_BLOCK = 2_000_000
 
 
 def _gramian_fn(rank: int):
-    """mapInArrow function: the partial Gramian of one partition's factor rows."""
+    """mapInArrow function: the partial Gramian of one partition's factor rows (weighted
+    by their ``scale`` column when there is one)."""
 
     def partial(batches):
         total = np.zeros((rank, rank), dtype=np.float64)
         for batch in batches:
             if batch.num_rows:
-                total += gramian(
-                    _features_matrix(pa.chunked_array([batch.column("features")]), rank)
-                )
+                features = _features_matrix(pa.chunked_array([batch.column("features")]), rank)
+                scales = None
+                if "scale" in batch.schema.names:
+                    scales = batch.column("scale").to_numpy(zero_copy_only=False)
+                total += weighted_gramian(features, scales)
         yield pa.RecordBatch.from_pydict({"gram": [encode_array(total.ravel(), "<f8")]})
 
     return partial
 
 
 def fixed_gramian(fixed_factors: DataFrame, rank: int) -> np.ndarray:
-    """G = F^T F of a side's per-id factors: partial sums per partition, added in order."""
-    partials = fixed_factors.select("features").mapInArrow(_gramian_fn(rank), "gram binary")
+    """G = F^T F of a side's per-id factors: partial sums per partition, added in order.
+
+    With a ``scale`` column (the ids' popularity scales), sum_j scale_j f_j f_j^T.
+    """
+    columns = ["features", *(["scale"] if "scale" in fixed_factors.columns else [])]
+    partials = fixed_factors.select(*columns).mapInArrow(_gramian_fn(rank), "gram binary")
     total = np.zeros(rank * rank, dtype=np.float64)
     for row in partials.collect():  # partition order: the same sum on every run
         total += np.frombuffer(row["gram"], dtype="<f8")
@@ -158,9 +169,11 @@ def _solve_rows(
 ) -> pa.Table:
     """CSR of one block of new rows (ratings of unknown ids dropped) and its solution."""
     targets = ratings.column("rating").to_numpy(zero_copy_only=False)
-    confidences = None
+    confidences = other_counts = None
     if "confidence" in ratings.column_names:
         confidences = ratings.column("confidence").to_numpy(zero_copy_only=False)
+    if "other_count" in ratings.column_names:
+        other_counts = ratings.column("other_count").to_numpy(zero_copy_only=False)
     known = cols >= 0  # ratings of ids the model does not know carry no information here
     encoded = pc.dictionary_encode(ratings.column("row").combine_chunks())
     ids_in_order, rows = encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
@@ -171,7 +184,11 @@ def _solve_rows(
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     if confidences is not None:
         confidences = confidences[known][order].astype(np.float32)
-    block = CsrBlock(indptr, cols[order], targets[order].astype(np.float32), confidences)
+    if other_counts is not None:
+        other_counts = other_counts[known][order].astype(np.float32)
+    block = CsrBlock(
+        indptr, cols[order], targets[order].astype(np.float32), confidences, other_counts
+    )
     solution = solve_block(block, fixed, gram, weights)
     features = pa.FixedSizeListArray.from_arrays(
         pa.array(solution.factors.ravel(), pa.float32()), rank
@@ -197,9 +214,11 @@ def project(
     new_ratings : DataFrame
         ``row`` (the new ids), ``other`` (ids of the trained side), ``rating`` (the target)
         and, for models with per-entry weights, ``confidence``
-        (:func:`walsspark.weighting.entry_weights`).
+        (:func:`walsspark.weighting.entry_weights`); with popularity-scaled unobserved
+        weights, ``other_count`` (the fixed id's training frequency).
     fixed_factors : DataFrame
-        ``id``, ``features`` of the trained side.
+        ``id``, ``features`` of the trained side; with popularity-scaled unobserved
+        weights, ``scale`` (t_j).
     rank : int
     weights : ObjectiveWeights
         The objective seen from the rows being projected.
@@ -234,7 +253,8 @@ def project(
         return F.pmod(F.xxhash64(F.col(column).cast(other_type)), F.lit(num_fixed_blocks))
 
     fixed_blocks = (
-        fixed_factors.withColumn("cblock", fixed_block_of("id").cast("int"))
+        fixed_factors.select("id", "features")
+        .withColumn("cblock", fixed_block_of("id").cast("int"))
         .repartition(num_fixed_blocks, "cblock")
         .groupBy("cblock")
         .applyInArrow(
@@ -245,8 +265,7 @@ def project(
     # Block b of new rows under a key that hash partitioning sends to partition b.
     keys = partition_keys(num_blocks)
     columns = ["row", F.col("other").cast(other_type).alias("other"), "rating"]
-    if "confidence" in new_ratings.columns:
-        columns.append("confidence")
+    columns += [c for c in ("confidence", "other_count") if c in new_ratings.columns]
     ratings = new_ratings.select(
         *columns,
         pkey_column(keys, F.pmod(F.xxhash64("row"), F.lit(num_blocks)).cast("int")).alias("rblock"),

@@ -59,7 +59,8 @@ def run_project(args: argparse.Namespace, setup: SparkSetup) -> dict[str, Any]:
     check_id_types(ratings, data, args.input)
     by_users = args.for_side == "users"
     fixed = model.item_factors if by_users else model.user_factors
-    factors, new = fold_in(ratings, fixed, params, data, args.for_side, args.input)
+    fixed_blocks = model.factor_blocks(spark, "items" if by_users else "users")
+    factors, new = fold_in(ratings, fixed, params, data, args.for_side, args.input, fixed_blocks)
     factors = factors.cache()
     tables = {"factors": factors}
     if args.k is not None:

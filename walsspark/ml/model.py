@@ -213,7 +213,8 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
         )
         fixed = self._item_factors if side == "users" else self._user_factors
         data = self._metadata["data"]
-        factors, new = fold_in(ratings, fixed, params, data, side, "the DataFrame")
+        fixed_blocks = self._blocks("items" if side == "users" else "users")
+        factors, new = fold_in(ratings, fixed, params, data, side, "the DataFrame", fixed_blocks)
         new.unpersist()  # the command line reuses it; here nothing does
         return factors
 
