@@ -387,6 +387,11 @@ CASES = [
     Case("negative reg exponent", good_csv("--reg-exponent", "-1"), ("reg_exponent", ">= 0")),
     Case("negative row weights", good_csv("--row-weights", "-2"), ("row_weights", ">= 0")),
     Case("infinite col weights", good_csv("--col-weights", "inf"), ("col_weights", "finite")),
+    Case(
+        "bad unobserved col weights",
+        good_csv("--unobserved-col-weights", "power:half"),
+        ("unobserved_col_weights must be uniform or power:E", "'power:half'"),
+    ),
     Case("zero user blocks", good_csv("--num-user-blocks", "0"), ("num_user_blocks", ">= 1")),
     # ------------------------------------------------------------ duplicates
     Case(

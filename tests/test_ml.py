@@ -276,6 +276,7 @@ def test_saving_over_a_foreign_directory_is_refused(model, tmp_path):
         ({"coldStartStrategy": "skip"}, "coldStartStrategy must be one of nan, drop"),
         ({"nonnegative": True}, "nonnegative=True is not supported"),
         ({"rowWeights": "power:x"}, "rowWeights must be a number >= 0, linear:F"),
+        ({"unobservedColWeights": "pow:1"}, "unobservedColWeights must be uniform or power:E"),
         ({"userCol": "who"}, "missing column who"),
     ],
 )

@@ -200,3 +200,37 @@ def test_fold_in_without_factor_blocks_is_refused(spark):
     data = {"user_id_type": "bigint", "item_id_type": "string"}
     with pytest.raises(InputError, match="needs the training frequencies of its factor blocks"):
         fold_in(ratings, factors, params, data, "users", "test", None)
+
+
+def test_command_line_config_and_estimator_train_alike(spark, tmp_path, capsys):
+    # One spelling per front door: --unobserved-col-weights, the config key, the Param.
+    from ml_data import COLUMNS, SCHEMA, explicit_rows
+
+    from walsspark.cli import main
+    from walsspark.ml import WALS
+
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("u,i,r\n" + "".join(f"{u},{i},{r}\n" for u, i, r in explicit_rows()))
+    config = tmp_path / "wals.toml"
+    config.write_text('unobserved_col_weights = "power:0.5"\nunobserved_weight = 0.2\n')
+    common = ["--input", str(csv), "--user-col", "u", "--item-col", "i", "--rating-col", "r"]
+    common += ["--rank", "3", "--sweeps", "3", "--regularization", "0.1", "--reg-exponent", "1"]
+    common += ["--num-user-blocks", "2", "--num-item-blocks", "2", "--holdout-fraction", "0"]
+    by_config = tmp_path / "by-config"
+    assert main(["train", *common, "--config", str(config), "--output", str(by_config)]) == 0
+    by_flags = tmp_path / "by-flags"
+    flags = ["--unobserved-col-weights", "power:0.5", "--unobserved-weight", "0.2"]
+    assert main(["train", *common, *flags, "--output", str(by_flags)]) == 0, capsys.readouterr()
+    estimator = WALS(
+        rank=3, maxIter=3, regParam=0.1, regExponent=1.0, unobservedWeight=0.2,
+        unobservedColWeights="power:0.5", numUserBlocks=2, numItemBlocks=2, **COLUMNS,
+    )  # fmt: skip
+    model = estimator.fit(spark.createDataFrame(explicit_rows(), SCHEMA))
+    assert model.trainingParams.unobserved_col_weights == "power:0.5"
+    expected = {r["id"]: r["features"] for r in model.itemFactors.collect()}
+    for directory in (by_config, by_flags):
+        items = spark.read.parquet(str(directory / "item_factors")).collect()
+        assert {r["id"]: r["features"] for r in items} == expected, directory
+    defaults = WALS()
+    for name in ("unobservedColWeights", "unobservedRowWeights"):
+        assert defaults.getOrDefault(name) == "uniform"
