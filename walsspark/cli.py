@@ -18,8 +18,17 @@ from walsspark.commands.project import print_project_summary, run_project
 from walsspark.commands.recommend import print_recommend_summary, run_recommend
 from walsspark.commands.split import print_split_summary, run_split
 from walsspark.commands.train import print_train_summary, run_train
+from walsspark.commands.tune import print_tune_summary, resolve_tune_options, run_tune
 from walsspark.errors import InputError
-from walsspark.options import FORMATS, ID_TYPES, STRING_OPTIONS, SYNTHETIC_INPUT, TRAIN_DEFAULTS
+from walsspark.options import (
+    FORMATS,
+    ID_TYPES,
+    SEARCH_METHODS,
+    STRING_OPTIONS,
+    SYNTHETIC_INPUT,
+    TRAIN_DEFAULTS,
+    TUNE_DEFAULTS,
+)
 from walsspark.params import (
     CONFIDENCES,
     DUPLICATE_POLICIES,
@@ -60,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _project_parser(subparsers)
     _evaluate_parser(subparsers)
     _split_parser(subparsers)
+    _tune_parser(subparsers)
     return parser
 
 
@@ -278,6 +288,94 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _tune_parser(subparsers) -> argparse.ArgumentParser:
+    from walsspark.tuning import default_space
+
+    implicit, explicit = default_space(True, False), default_space(False, False)
+    shown = {**explicit, **implicit}
+    space = "; ".join(
+        f"{name} {dim.describe()}"
+        + (" (implicit)" if name not in explicit else " (explicit)" if name not in implicit else "")
+        for name, dim in shown.items()
+    )
+    parser = subparsers.add_parser(
+        "tune",
+        help="search hyperparameters on a validation split, in one Spark session",
+        description="Train every candidate on one validation split and one layout of the "
+        "data, in one Spark session; write DIR/trials.parquet, DIR/trials.csv (one row per "
+        "trial) and DIR/best.toml, which 'walsspark train --config DIR/best.toml' accepts. "
+        "Options of train given here are fixed for every trial (a --preset fixes its "
+        "settings); the space covers the rest of: "
+        "regularization, reg_exponent, alpha, unobserved_weight, unobserved_row_weights, "
+        "unobserved_col_weights, confidence. Default space: "
+        f"{space}; with implicit feedback w0 is fixed at 1 (only alpha / w0 and "
+        "lambda / w0 matter). A grid file maps a parameter to a list of values, one value, "
+        "or {uniform = [LOW, HIGH]} / {log-uniform = [LOW, HIGH]}.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--input", help=f"ratings file or directory, or '{SYNTHETIC_INPUT}' for the embedded data"
+    )
+    parser.add_argument("--format", choices=FORMATS)
+    parser.add_argument("--user-col", dest="user_col")
+    parser.add_argument("--item-col", dest="item_col")
+    parser.add_argument("--rating-col", dest="rating_col")
+    parser.add_argument("--timestamp-col", dest="timestamp_col")
+    _add_text_options(parser)
+    parser.add_argument("--duplicates", choices=DUPLICATE_POLICIES)
+    parser.add_argument("--grid", metavar="FILE.toml", help="the search space (see above)")
+    parser.add_argument(
+        "--search",
+        choices=SEARCH_METHODS,
+        help="grid: every combination; random: --trials seeded draws; halving: successive "
+        "halving of --trials candidates, few sweeps first, the best 1/eta continued with "
+        "eta times more, up to --sweeps (default: grid for a grid file of lists, else random)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        help=f"candidates of random and halving search (default {TUNE_DEFAULTS['trials']})",
+    )
+    parser.add_argument(
+        "--eta", type=int, help=f"halving: keep 1/eta per stage (default {TUNE_DEFAULTS['eta']})"
+    )
+    parser.add_argument(
+        "--metric",
+        help="rmse, or ndcg, recall, precision, map or hit_rate at K on the validation "
+        f"split, training items excluded (default {TUNE_DEFAULTS['metric']})",
+    )
+    parser.add_argument(
+        "--validation",
+        help="the split: user-fraction:F, random:F, time:F or leave-k-out:K, seeded by "
+        f"--seed (default {TUNE_DEFAULTS['validation']})",
+    )
+    parser.add_argument(
+        "--min-rating",
+        dest="min_rating",
+        type=float,
+        help="relevant validation pairs: rated at least this (default: all; implicit r > 0)",
+    )
+    parser.add_argument("--output", help="directory for the trials and best.toml")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier output")
+    fixed = parser.add_argument_group("fixed for every trial (as for train)")
+    fixed.add_argument("--implicit", dest="implicit_prefs", action="store_true")
+    fixed.add_argument("--preset", choices=tuple(PRESETS))
+    for name, kind in (
+        ("rank", int), ("sweeps", int), ("seed", int), ("num-user-blocks", int),
+        ("num-item-blocks", int), ("regularization", float), ("reg-exponent", float),
+        ("unobserved-weight", float), ("alpha", float), ("epsilon", float),
+        ("row-weights", _number_or_text), ("col-weights", _number_or_text),
+        ("unobserved-row-weights", str), ("unobserved-col-weights", str),
+        ("weight-col", str), ("cg-steps", int), ("tol", float),
+    ):  # fmt: skip
+        fixed.add_argument(f"--{name}", dest=name.replace("-", "_"), type=kind)
+    fixed.add_argument("--confidence", choices=CONFIDENCES)
+    fixed.add_argument("--solver", choices=SOLVERS)
+    parser.add_argument("--master", help="Spark master for a new session (default local[*])")
+    _add_conf(parser)
+    return parser
+
+
 def _recommend_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "recommend",
@@ -426,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_train(options, spark_setup(args, options["master"]))
             print_train_summary(summary)
             log.debug("summary: %s", json.dumps(summary, default=str))
+            return 0
+        if args.command == "tune":
+            plan = resolve_tune_options(args)
+            print_tune_summary(run_tune(plan, spark_setup(args, plan.options["master"])))
             return 0
         setup = spark_setup(args, args.master)
         if args.command == "evaluate":

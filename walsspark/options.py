@@ -61,3 +61,28 @@ STRING_OPTIONS = frozenset(
     "recommendations preset confidence weight_col solver split checkpoint_dir "
     "unobserved_row_weights unobserved_col_weights".split()
 )
+
+# How `walsspark tune` chooses its candidates (walsspark.tuning).
+SEARCH_METHODS = ("grid", "random", "halving")
+# Defaults of `walsspark tune`'s own options; every other option is one of `walsspark
+# train`'s (TRAIN_DEFAULTS), fixed for all trials.
+TUNE_DEFAULTS: dict[str, Any] = {
+    "grid": None,
+    # None: a grid search of a grid file made of lists, else a random search.
+    "search": None,
+    "trials": 20,
+    "eta": 3,
+    "metric": "ndcg@10",
+    "validation": "user-fraction:0.2",
+    "min_rating": None,
+    "output": None,
+    "overwrite": False,
+    "master": None,
+}
+# The options of `walsspark train` that `walsspark tune` takes (fixed for every trial).
+TUNE_TRAIN_OPTIONS = (
+    "input format user_col item_col rating_col timestamp_col id_type header duplicates rank "
+    "sweeps seed num_user_blocks num_item_blocks preset implicit_prefs alpha confidence epsilon "
+    "regularization reg_exponent unobserved_weight unobserved_row_weights "
+    "unobserved_col_weights row_weights col_weights weight_col solver cg_steps tol".split()
+)
