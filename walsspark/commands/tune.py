@@ -113,6 +113,9 @@ def plan_search(options: dict[str, Any], given: set[str]) -> TunePlan:
             raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
     if options["min_rating"] is not None and not math.isfinite(options["min_rating"]):
         raise InputError(f"min rating must be a finite number, got {options['min_rating']}")
+    if validation.method == "time" and not options["timestamp_col"]:
+        if options["input"] != SYNTHETIC_INPUT:
+            raise InputError("time validation needs a timestamp column (pass --timestamp-col NAME)")
     grid = load_grid(options["grid"]) if options["grid"] else None
     searched = set(grid or ())
     for name in sorted(searched & given):
@@ -140,6 +143,8 @@ def plan_search(options: dict[str, Any], given: set[str]) -> TunePlan:
         "random" if any(dim.is_range for dim in grid.values()) else "grid"
     )
     if search == "grid":
+        if not options["grid"]:
+            raise InputError("--search grid needs --grid FILE.toml (the default space has ranges)")
         if "trials" in given:
             raise InputError("--trials is for --search random or halving (a grid tries all)")
         candidates = grid_candidates(grid)
