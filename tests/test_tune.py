@@ -350,3 +350,7 @@ def test_halving_search_of_the_default_space(spark, ratings_file, capsys):
     assert [best[p] for p in params] == [first[p] for p in params]
     assert best["sweeps"] == SWEEPS and best["implicit_prefs"] is False
     assert spark.read.option("header", True).csv(f"{out}/trials.csv").count() == 6
+    # A tune output on a file system only Spark sees is replaced with --overwrite.
+    again = [*args, "--search", "random", "--trials", "1", "--output", out, "--overwrite"]
+    assert main(again) == 0
+    assert spark.read.option("header", True).csv(f"{out}/trials.csv").count() == 1

@@ -33,11 +33,12 @@ from walsspark.staging import UNFINISHED, publish, remove_stale_staging, staging
 # A table writer gets the Spark path to write and the save mode to use.
 TableWriter = Callable[[str, str], None]
 # The sub-directories walsspark's outputs are made of (model, split, project, the
-# recommendation tables of train and a sweep checkpoint's slot): with part files directly
-# inside, an output --overwrite may replace.
+# recommendation tables of train, a sweep checkpoint's slot, and tune's tables, which are
+# one-part directories off the driver's disk): with part files directly inside, an output
+# --overwrite may replace.
 TABLE_DIRS = frozenset(
     "metadata user_factors item_factors user_blocks item_blocks users items train test "
-    "factors recommendations checkpoint".split()
+    "factors recommendations checkpoint trials.parquet trials.csv best.toml".split()
 )
 # Spark's own output marker, hidden from listings; Spark writes it on every file system.
 _NO_SUCCESS_MARKER = {"mapreduce.fileoutputcommitter.marksuccessfuljobs": "false"}
