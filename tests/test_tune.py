@@ -113,7 +113,7 @@ def test_plans_fix_the_given_options_and_search_the_rest(tmp_path):
     implicit = plan("--implicit", "--trials", "7", "--seed", "3")
     assert implicit.search == "random" and len(implicit.candidates) == 7
     assert set(implicit.space) == {
-        "regularization", "reg_exponent", "unobserved_col_weights", "alpha", "confidence",
+        "regularization", "reg_exponent", "unobserved_col_weights", "alpha",
     }  # fmt: skip
     assert implicit.base.unobserved_weight == 1.0  # fixed: only alpha / w0 matters
     assert implicit.stages == [(7, 10)]
