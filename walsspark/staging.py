@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Staging directories of driver-local writes under way in this process (and of those a
 # Ctrl-C interrupted, until walsspark.interrupts removes them once the JVM has ended).
@@ -45,6 +47,31 @@ def publish(staging: str, target: str) -> None:
     if os.path.lexists(target):
         os.remove(target)
     os.rename(staging, target)
+
+
+@contextmanager
+def staged(target: str) -> Iterator[str]:
+    """A new staging sibling of ``target`` to write into (not created: a Spark writer
+    creates it), published in place of ``target`` when the block completes.
+
+    Stale siblings of killed runs are removed first. On failure the staging directory is
+    removed, except after a Ctrl-C that :mod:`walsspark.interrupts` handles: Spark's tasks
+    may go on writing there until it ends the JVM, and it removes the directory after that.
+    """
+    from walsspark import interrupts
+
+    remove_stale_staging(target)
+    staging = staging_name(target)
+    UNFINISHED.add(staging)
+    try:
+        yield staging
+        publish(staging, target)
+    except BaseException as error:
+        if not (isinstance(error, KeyboardInterrupt) and interrupts.installed()):
+            shutil.rmtree(staging, ignore_errors=True)
+            UNFINISHED.discard(staging)
+        raise
+    UNFINISHED.discard(staging)
 
 
 def remove_unfinished_staging() -> None:

@@ -21,14 +21,12 @@ Outputs therefore have one layout on every file system: directories Spark wrote.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from walsspark import interrupts
 from walsspark.errors import InputError, first_line
 from walsspark.paths import PathResolver, join, normalized, uri_path
-from walsspark.staging import UNFINISHED, publish, remove_stale_staging, staging_name
+from walsspark.staging import staged
 
 # A table writer gets the Spark path to write and the save mode to use.
 TableWriter = Callable[[str, str], None]
@@ -247,23 +245,11 @@ class Storage:
         empty.write.mode("overwrite").options(**_NO_SUCCESS_MARKER).text(path)
 
     def _write_staged(self, target: str, tables: Sequence[tuple[str, TableWriter]]) -> None:
-        remove_stale_staging(target)
-        staging = staging_name(target)
-        UNFINISHED.add(staging)
-        try:
+        with staged(target) as staging:
             for name, writer in tables:
-                # file:// whatever the default file system: the rename below is os.rename.
+                # file:// whatever the default file system: the rename is os.rename.
                 target_uri = "file://" + (join(staging, name) if name else staging)
                 _write(writer, target_uri, "error", target)
-            publish(staging, target)
-        except BaseException as error:
-            # On Ctrl-C of the command line Spark's tasks may go on writing here until
-            # walsspark.interrupts ends the JVM; it removes the directory after that.
-            if not (isinstance(error, KeyboardInterrupt) and interrupts.installed()):
-                shutil.rmtree(staging, ignore_errors=True)
-                UNFINISHED.discard(staging)
-            raise
-        UNFINISHED.discard(staging)
 
 
 # Causes of a failed write that are the output location's, not walsspark's: reported in one

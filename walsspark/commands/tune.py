@@ -17,9 +17,6 @@ import json
 import logging
 import math
 import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +26,7 @@ from walsspark.options import SYNTHETIC_INPUT, TRAIN_DEFAULTS, TUNE_DEFAULTS, TU
 from walsspark.params import PRESETS, WALSParams, apply_preset
 from walsspark.ranking import METRICS
 from walsspark.session import SparkSetup
+from walsspark.staging import staged
 from walsspark.tune_trials import TrialRunner, quiet_sweeps
 from walsspark.tuning import (
     IMPLICIT_ONLY,
@@ -371,30 +369,9 @@ def write_output(spark, storage, path, overwrite, columns, rows, toml_text) -> N
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow([name for name, _ in columns])
     writer.writerows([["" if row[n] is None else row[n] for n, _ in columns] for row in rows])
-    with _staged(local) as staging:
+    with staged(local) as staging:
+        os.makedirs(staging)
         pq.write_table(table, os.path.join(staging, "trials.parquet"))
         for name, content in (("trials.csv", text.getvalue()), ("best.toml", toml_text)):
             with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
                 handle.write(content)
-
-
-@contextmanager
-def _staged(target: str) -> Iterator[str]:
-    """A staging sibling of ``target`` to write into, renamed into place when complete
-    (:mod:`walsspark.staging`); removed on failure (after Ctrl-C, by the interrupt handler)."""
-    from walsspark import interrupts
-    from walsspark.staging import UNFINISHED, publish, remove_stale_staging, staging_name
-
-    remove_stale_staging(target)
-    staging = staging_name(target)
-    UNFINISHED.add(staging)
-    try:
-        os.makedirs(staging)
-        yield staging
-        publish(staging, target)
-    except BaseException as error:
-        if not (isinstance(error, KeyboardInterrupt) and interrupts.installed()):
-            shutil.rmtree(staging, ignore_errors=True)
-            UNFINISHED.discard(staging)
-        raise
-    UNFINISHED.discard(staging)
