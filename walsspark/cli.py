@@ -83,6 +83,19 @@ def _add_conf(parser: argparse.ArgumentParser, dest: str = "conf") -> None:
     )
 
 
+def _add_ratings_input(parser: argparse.ArgumentParser) -> None:
+    """The ratings input of ``train`` and ``tune``: where, in what format, which columns."""
+    parser.add_argument(
+        "--input", help=f"ratings file or directory, or '{SYNTHETIC_INPUT}' for the embedded data"
+    )
+    parser.add_argument("--format", choices=FORMATS)
+    parser.add_argument("--user-col", dest="user_col")
+    parser.add_argument("--item-col", dest="item_col")
+    parser.add_argument("--rating-col", dest="rating_col")
+    parser.add_argument("--timestamp-col", dest="timestamp_col")
+    _add_text_options(parser)
+
+
 def _add_text_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """``--id-type`` and ``--header``/``--no-header``: how csv and tsv input is read
     (``prefix`` names the input when the command has other formats, e.g. ``ratings-``)."""
@@ -175,15 +188,7 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--config", help="TOML file with any of these options (as keys)")
-    parser.add_argument(
-        "--input", help=f"ratings file or directory, or '{SYNTHETIC_INPUT}' for the embedded data"
-    )
-    parser.add_argument("--format", choices=FORMATS)
-    parser.add_argument("--user-col", dest="user_col")
-    parser.add_argument("--item-col", dest="item_col")
-    parser.add_argument("--rating-col", dest="rating_col")
-    parser.add_argument("--timestamp-col", dest="timestamp_col")
-    _add_text_options(parser)
+    _add_ratings_input(parser)
     parser.add_argument("--rank", type=int, help="number of latent factors k")
     parser.add_argument("--sweeps", type=int, help="passes over the data (MLlib maxIter)")
     parser.add_argument("--unobserved-weight", dest="unobserved_weight", type=float, help="w0")
@@ -313,15 +318,7 @@ def _tune_parser(subparsers) -> argparse.ArgumentParser:
         "or {uniform = [LOW, HIGH]} / {log-uniform = [LOW, HIGH]}.",
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument(
-        "--input", help=f"ratings file or directory, or '{SYNTHETIC_INPUT}' for the embedded data"
-    )
-    parser.add_argument("--format", choices=FORMATS)
-    parser.add_argument("--user-col", dest="user_col")
-    parser.add_argument("--item-col", dest="item_col")
-    parser.add_argument("--rating-col", dest="rating_col")
-    parser.add_argument("--timestamp-col", dest="timestamp_col")
-    _add_text_options(parser)
+    _add_ratings_input(parser)
     parser.add_argument("--duplicates", choices=DUPLICATE_POLICIES)
     parser.add_argument("--grid", metavar="FILE.toml", help="the search space (see above)")
     parser.add_argument(
