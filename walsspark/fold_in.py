@@ -45,12 +45,6 @@ def id_frequencies(blocks: DataFrame) -> DataFrame:
     return blocks.select("ids", "indptr").mapInArrow(explode, f"id {id_type}, count long")
 
 
-def scale_column(exponent: float, norm: float):
-    """Column ``scale``: count ** exponent / norm (0 for a count of 0)."""
-    powered = F.when(F.col("count") > 0, F.pow(F.col("count").cast("double"), F.lit(exponent)))
-    return (powered.otherwise(F.lit(0.0)) / F.lit(norm)).alias("scale")
-
-
 def fold_in(
     ratings: DataFrame,
     fixed_factors: DataFrame,
@@ -139,11 +133,7 @@ def fold_in(
         # The fixed ids' training frequencies: per entry (t_j of the observed correction)
         # and per fixed id (the Gramian sum_j t_j v_j v_j^T).
         counts = id_frequencies(fixed_blocks)
-        fixed_factors = fixed_factors.join(counts, "id").select(
-            "id",
-            "features",
-            scale_column(weights.col_unobserved_exponent, weights.col_unobserved_norm),
-        )
+        fixed_factors = fixed_factors.join(counts, "id").select("id", "features", "count")
         new = new.join(
             counts.select(F.col("id").alias("other"), F.col("count").alias("other_count")),
             "other",

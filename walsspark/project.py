@@ -6,8 +6,8 @@ A new user's factors solve the training row update against the trained item fact
 
 with G = V^T V over all trained items, the model's w0, weights and lambda_i = lambda n_i^nu,
 i.e. exactly :func:`walsspark.solver.solve_block`. With popularity-scaled unobserved
-weights, the fixed side's factors carry their scale t_j (``scale``) and the new ratings the
-fixed id's training frequency (``other_count``): G becomes sum_j t_j v_j v_j^T and the new
+weights, the fixed side's factors carry their training frequency (``count``), and so do
+the new ratings (``other_count``): G becomes sum_j t_j v_j v_j^T and the new
 row's own scale follows from its number of ratings, as in training. ``--for items``
 projects new items against the trained user factors the same way (row and column weights
 swapped).
@@ -37,15 +37,21 @@ from walsspark.blocks import partition_keys, pkey_column
 from walsspark.cluster import default_parallelism
 from walsspark.factors import binary_views, encode_array, encode_factors
 from walsspark.recommend import MAX_CANDIDATE_BYTES, _features_matrix, _pack_candidates_fn
-from walsspark.solver import CsrBlock, ObjectiveWeights, solve_block, weighted_gramian
+from walsspark.solver import (
+    CsrBlock,
+    ObjectiveWeights,
+    popularity_scales,
+    solve_block,
+    weighted_gramian,
+)
 
 # New ratings per block of new rows the default block count aims at (as training's).
 TARGET_NEW_RATINGS_PER_BLOCK = 2_000_000
 
 
-def _gramian_fn(rank: int):
+def _gramian_fn(rank: int, weights: ObjectiveWeights | None):
     """mapInArrow function: the partial Gramian of one partition's factor rows (weighted
-    by their ``scale`` column when there is one)."""
+    by the popularity scales t_j of their ``count`` column when there is one)."""
 
     def partial(batches):
         total = np.zeros((rank, rank), dtype=np.float64)
@@ -53,21 +59,30 @@ def _gramian_fn(rank: int):
             if batch.num_rows:
                 features = _features_matrix(pa.chunked_array([batch.column("features")]), rank)
                 scales = None
-                if "scale" in batch.schema.names:
-                    scales = batch.column("scale").to_numpy(zero_copy_only=False)
+                if weights is not None and "count" in batch.schema.names:
+                    scales = popularity_scales(
+                        batch.column("count").to_numpy(zero_copy_only=False),
+                        weights.col_unobserved_exponent,
+                        weights.col_unobserved_norm,
+                    )
                 total += weighted_gramian(features, scales)
         yield pa.RecordBatch.from_pydict({"gram": [encode_array(total.ravel(), "<f8")]})
 
     return partial
 
 
-def fixed_gramian(fixed_factors: DataFrame, rank: int) -> np.ndarray:
+def fixed_gramian(
+    fixed_factors: DataFrame, rank: int, weights: ObjectiveWeights | None = None
+) -> np.ndarray:
     """G = F^T F of a side's per-id factors: partial sums per partition, added in order.
 
-    With a ``scale`` column (the ids' popularity scales), sum_j scale_j f_j f_j^T.
+    With a ``count`` column (the ids' training frequencies) and ``weights`` (seen from the
+    rows solved against this side), G_t = sum_j t_j f_j f_j^T with t_j the popularity scales
+    of :func:`walsspark.solver.popularity_scales` (None when they are all 1).
     """
-    columns = ["features", *(["scale"] if "scale" in fixed_factors.columns else [])]
-    partials = fixed_factors.select(*columns).mapInArrow(_gramian_fn(rank), "gram binary")
+    columns = ["features", *(["count"] if "count" in fixed_factors.columns else [])]
+    gramian_fn = _gramian_fn(rank, weights)
+    partials = fixed_factors.select(*columns).mapInArrow(gramian_fn, "gram binary")
     total = np.zeros(rank * rank, dtype=np.float64)
     for row in partials.collect():  # partition order: the same sum on every run
         total += np.frombuffer(row["gram"], dtype="<f8")
@@ -218,7 +233,7 @@ def project(
         weights, ``other_count`` (the fixed id's training frequency).
     fixed_factors : DataFrame
         ``id``, ``features`` of the trained side; with popularity-scaled unobserved
-        weights, ``scale`` (t_j).
+        weights, ``count`` (each id's training frequency).
     rank : int
     weights : ObjectiveWeights
         The objective seen from the rows being projected.
@@ -247,7 +262,7 @@ def project(
     if num_blocks is None:
         by_size = math.ceil(new_ratings.count() / TARGET_NEW_RATINGS_PER_BLOCK)
         num_blocks = max(1, default_parallelism(spark), by_size)
-    gram = fixed_gramian(fixed_factors, rank)
+    gram = fixed_gramian(fixed_factors, rank, weights)
 
     def fixed_block_of(column: str):
         return F.pmod(F.xxhash64(F.col(column).cast(other_type)), F.lit(num_fixed_blocks))
