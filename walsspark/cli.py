@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import sys
-import tomllib
 from typing import Any
 
 from walsspark.commands.evaluate import print_evaluate_summary, run_evaluate
@@ -28,6 +27,7 @@ from walsspark.options import (
     SYNTHETIC_INPUT,
     TRAIN_DEFAULTS,
     TUNE_DEFAULTS,
+    read_toml,
 )
 from walsspark.params import (
     CONFIDENCES,
@@ -444,13 +444,7 @@ def _project_parser(subparsers) -> argparse.ArgumentParser:
 
 def load_config(path: str) -> dict[str, Any]:
     """Options from a TOML file: keys are option names, with dashes or underscores."""
-    try:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InputError(f"cannot read config file {path}: {error}") from None
+    raw = read_toml(path, "config file")
     values = raw["train"] if isinstance(raw.get("train"), dict) else raw
     config = {}
     for key, value in values.items():

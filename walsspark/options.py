@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
+
+from walsspark.errors import InputError
 
 SYNTHETIC_INPUT = "synthetic"
 FORMATS = ("auto", "parquet", "csv", "tsv", "movielens")
@@ -86,3 +89,20 @@ TUNE_TRAIN_OPTIONS = (
     "regularization reg_exponent unobserved_weight unobserved_row_weights "
     "unobserved_col_weights row_weights col_weights weight_col solver cg_steps tol".split()
 )
+
+
+def read_toml(path: str, what: str) -> dict[str, Any]:
+    """The table of a TOML file; one line naming ``what`` (e.g. "config file") and the
+    problem when it is missing or unreadable.
+
+    Raises
+    ------
+    InputError
+    """
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"cannot read {what} {path}: {error}") from None

@@ -22,12 +22,12 @@ import itertools
 import math
 import random
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from walsspark.errors import InputError
+from walsspark.options import read_toml
 from walsspark.params import CONFIDENCES, SPLIT_METHODS, WALSParams, unobserved_exponent
 from walsspark.ranking import METRICS
 
@@ -112,14 +112,7 @@ def load_grid(path: str) -> dict[str, Dimension]:
     InputError
         One line naming the file and the first problem.
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"grid file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InputError(f"cannot read grid file {path}: {error}") from None
-    return parse_space(raw, f"grid file {path}")
+    return parse_space(read_toml(path, "grid file"), f"grid file {path}")
 
 
 def parse_space(raw: dict, source: str) -> dict[str, Dimension]:
