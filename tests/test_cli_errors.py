@@ -385,6 +385,7 @@ CASES = [
         ("regularization", ">= 0", "-1"),
     ),
     Case("negative reg exponent", good_csv("--reg-exponent", "-1"), ("reg_exponent", ">= 0")),
+    Case("negative reg offset", good_csv("--reg-offset", "-2"), ("reg_offset", ">= 0")),
     Case("negative row weights", good_csv("--row-weights", "-2"), ("row_weights", ">= 0")),
     Case("infinite col weights", good_csv("--col-weights", "inf"), ("col_weights", "finite")),
     Case(

@@ -31,7 +31,8 @@ def norm(counts, exponent):
 
 @pytest.mark.parametrize("exponents", [(0.0, 0.5), (0.7, 0.0), (0.4, 1.2)])
 @pytest.mark.parametrize("solver", ["exact", "cg"])
-def test_block_solve_matches_dense_oracle(exponents, solver):
+@pytest.mark.parametrize("offset", [0.0, 2.5])
+def test_block_solve_matches_dense_oracle(exponents, solver, offset):
     rows, cols, values, observed, items = problem()
     n, m = observed.shape
     w0, lam, nu = 0.3, 0.2, 0.5
@@ -40,6 +41,7 @@ def test_block_solve_matches_dense_oracle(exponents, solver):
         unobserved_weight=w0,
         regularization=lam,
         reg_exponent=nu,
+        reg_offset=offset,
         row_unobserved_exponent=exponents[0],
         col_unobserved_exponent=exponents[1],
         row_unobserved_norm=norm(row_counts, exponents[0]),
@@ -64,7 +66,7 @@ def test_block_solve_matches_dense_oracle(exponents, solver):
         )
     targets, _, _ = oracle.dense_problem(rows, cols, values, n, m, w0)
     dense_weights = oracle.popularity_weights(observed, w0, *exponents)
-    expected = oracle.row_update(targets, dense_weights, observed, items, lam, nu)
+    expected = oracle.row_update(targets, dense_weights, observed, items, lam, nu, offset)
     np.testing.assert_allclose(solution.factors, expected, rtol=2e-4, atol=2e-5)
     # The block's loss terms plus w0 tr(G_U^s G_V^t) are the dense objective's data and
     # user-regularization terms.
@@ -139,16 +141,18 @@ def test_bad_schemes_are_refused_with_one_line(value):
         WALSParams(unobserved_col_weights=value).validate()
 
 
-def test_presets_keep_uniform_unobserved_weights():
+def test_presets_keep_uniform_unobserved_weights_and_no_reg_offset():
     for name, preset in PRESETS.items():
         assert preset["unobserved_row_weights"] == "uniform", name
         assert preset["unobserved_col_weights"] == "uniform", name
+        assert preset["reg_offset"] == 0.0, name
 
 
 @pytest.mark.parametrize("side", ["users", "items"])
 def test_fold_in_is_the_row_update_of_training(spark, side):
     # Projecting the training ratings again against the trained fixed side is one more
-    # exact row update of the popularity-weighted objective: the dense oracle's.
+    # exact row update of the popularity-weighted objective (here with the regularization
+    # offset too): the dense oracle's.
     from walsspark.fold_in import fold_in
     from walsspark.training import train_model
 
@@ -157,6 +161,8 @@ def test_fold_in_is_the_row_update_of_training(spark, side):
         sweeps=2,
         unobserved_weight=0.5,
         regularization=0.1,
+        reg_exponent=0.8,
+        reg_offset=2.0,
         unobserved_row_weights="power:0.4",
         unobserved_col_weights="power:0.6",
         num_user_blocks=2,
@@ -185,9 +191,10 @@ def test_fold_in_is_the_row_update_of_training(spark, side):
     targets, _, observed = oracle.dense_problem(rows, cols, values, n, m, 0.5)
     dense_weights = oracle.popularity_weights(observed, 0.5, 0.4, 0.6)
     if by_users:
-        expected = oracle.row_update(targets, dense_weights, observed, items, 0.1, 0.0)
+        expected = oracle.row_update(targets, dense_weights, observed, items, 0.1, 0.8, 2.0)
     else:
-        expected = oracle.row_update(targets.T, dense_weights.T, observed.T, users, 0.1, 0.0)
+        reg = (0.1, 0.8, 2.0)
+        expected = oracle.row_update(targets.T, dense_weights.T, observed.T, users, *reg)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
 
 
@@ -212,7 +219,9 @@ def test_command_line_config_and_estimator_train_alike(spark, tmp_path, capsys):
     csv = tmp_path / "ratings.csv"
     csv.write_text("u,i,r\n" + "".join(f"{u},{i},{r}\n" for u, i, r in explicit_rows()))
     config = tmp_path / "wals.toml"
-    config.write_text('unobserved_col_weights = "power:0.5"\nunobserved_weight = 0.2\n')
+    config.write_text(
+        'unobserved_col_weights = "power:0.5"\nunobserved_weight = 0.2\nreg_offset = 4.0\n'
+    )
     common = ["--input", str(csv), "--user-col", "u", "--item-col", "i", "--rating-col", "r"]
     common += ["--rank", "3", "--sweeps", "3", "--regularization", "0.1", "--reg-exponent", "1"]
     common += ["--num-user-blocks", "2", "--num-item-blocks", "2", "--holdout-fraction", "0"]
@@ -220,13 +229,15 @@ def test_command_line_config_and_estimator_train_alike(spark, tmp_path, capsys):
     assert main(["train", *common, "--config", str(config), "--output", str(by_config)]) == 0
     by_flags = tmp_path / "by-flags"
     flags = ["--unobserved-col-weights", "power:0.5", "--unobserved-weight", "0.2"]
+    flags += ["--reg-offset", "4"]
     assert main(["train", *common, *flags, "--output", str(by_flags)]) == 0, capsys.readouterr()
     estimator = WALS(
-        rank=3, maxIter=3, regParam=0.1, regExponent=1.0, unobservedWeight=0.2,
+        rank=3, maxIter=3, regParam=0.1, regExponent=1.0, unobservedWeight=0.2, regOffset=4.0,
         unobservedColWeights="power:0.5", numUserBlocks=2, numItemBlocks=2, **COLUMNS,
     )  # fmt: skip
     model = estimator.fit(spark.createDataFrame(explicit_rows(), SCHEMA))
     assert model.trainingParams.unobserved_col_weights == "power:0.5"
+    assert model.trainingParams.reg_offset == 4.0
     expected = {r["id"]: r["features"] for r in model.itemFactors.collect()}
     for directory in (by_config, by_flags):
         items = spark.read.parquet(str(directory / "item_factors")).collect()

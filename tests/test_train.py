@@ -66,6 +66,7 @@ def train_and_compare(spark, params: WALSParams, seed: int = 0):
         params.sweeps,
         params.regularization,
         params.reg_exponent,
+        params.reg_offset,
     )
     return trained, users, items, expected_users, expected_items, history
 
@@ -75,8 +76,10 @@ def train_and_compare(spark, params: WALSParams, seed: int = 0):
     [
         dict(unobserved_weight=0.1, regularization=0.1, reg_exponent=0.0),  # TF WALS defaults
         dict(unobserved_weight=0.0, regularization=0.1, reg_exponent=1.0),  # MLlib explicit
+        # Rendle et al.'s frequency-scaled regularization lambda (n_i + o) ** nu.
+        dict(unobserved_weight=0.2, regularization=0.05, reg_exponent=0.7, reg_offset=3.5),
     ],
-    ids=["tf-defaults", "mllib-explicit"],
+    ids=["tf-defaults", "mllib-explicit", "reg-offset"],
 )
 def test_distributed_factors_equal_dense_oracle(spark, setting):
     # rank 6 > the default cg_steps: only exact solves match the oracle here.

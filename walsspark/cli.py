@@ -194,7 +194,16 @@ def _train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--unobserved-weight", dest="unobserved_weight", type=float, help="w0")
     parser.add_argument("--regularization", type=float, help="lambda (MLlib regParam)")
     parser.add_argument(
-        "--reg-exponent", dest="reg_exponent", type=float, help="nu: lambda_i = lambda n_i^nu"
+        "--reg-exponent",
+        dest="reg_exponent",
+        type=float,
+        help="nu: lambda_i = lambda (n_i + offset)^nu",
+    )
+    parser.add_argument(
+        "--reg-offset",
+        dest="reg_offset",
+        type=float,
+        help="added to each id's count n_i in lambda_i (default 0; Rendle et al. 2022)",
     )
     weights_help = (
         "{} weights: a number, linear:F (F / n, n = the id's training ratings), power:E "
@@ -311,7 +320,8 @@ def _tune_parser(subparsers) -> argparse.ArgumentParser:
         "trial) and DIR/best.toml, which 'walsspark train --config DIR/best.toml' accepts. "
         "Options of train given here are fixed for every trial (a --preset fixes its "
         "settings); the space covers the rest of: "
-        "regularization, reg_exponent, alpha, unobserved_weight, unobserved_row_weights, "
+        "regularization, reg_exponent, reg_offset, alpha, unobserved_weight, "
+        "unobserved_row_weights, "
         "unobserved_col_weights, confidence. Default space: "
         f"{space}; with implicit feedback w0 is fixed at 1 (only alpha / w0 and "
         "lambda / w0 matter). A grid file maps a parameter to a list of values, one value, "
@@ -360,6 +370,7 @@ def _tune_parser(subparsers) -> argparse.ArgumentParser:
     for name, kind in (
         ("rank", int), ("sweeps", int), ("seed", int), ("num-user-blocks", int),
         ("num-item-blocks", int), ("regularization", float), ("reg-exponent", float),
+        ("reg-offset", float),
         ("unobserved-weight", float), ("alpha", float), ("epsilon", float),
         ("row-weights", _number_or_text), ("col-weights", _number_or_text),
         ("unobserved-row-weights", str), ("unobserved-col-weights", str),

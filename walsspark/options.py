@@ -28,6 +28,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "unobserved_weight": 0.1,
     "regularization": 0.1,
     "reg_exponent": 0.0,
+    "reg_offset": 0.0,
     "row_weights": 1.0,
     "col_weights": 1.0,
     "unobserved_row_weights": "uniform",
@@ -86,7 +87,7 @@ TUNE_DEFAULTS: dict[str, Any] = {
 TUNE_TRAIN_OPTIONS = (
     "input format user_col item_col rating_col timestamp_col id_type header duplicates rank "
     "sweeps seed num_user_blocks num_item_blocks preset implicit_prefs alpha confidence epsilon "
-    "regularization reg_exponent unobserved_weight unobserved_row_weights "
+    "regularization reg_exponent reg_offset unobserved_weight unobserved_row_weights "
     "unobserved_col_weights row_weights col_weights weight_col solver cg_steps tol".split()
 )
 

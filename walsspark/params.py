@@ -25,6 +25,7 @@ PRESETS: dict[str, dict] = {
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 0.0,
+        "reg_offset": 0.0,
         "unobserved_row_weights": "uniform",
         "unobserved_col_weights": "uniform",
     },
@@ -35,6 +36,7 @@ PRESETS: dict[str, dict] = {
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 1.0,
+        "reg_offset": 0.0,
         "unobserved_row_weights": "uniform",
         "unobserved_col_weights": "uniform",
     },
@@ -47,6 +49,7 @@ PRESETS: dict[str, dict] = {
         "row_weights": 1.0,
         "col_weights": 1.0,
         "reg_exponent": 1.0,
+        "reg_offset": 0.0,
         "unobserved_row_weights": "uniform",
         "unobserved_col_weights": "uniform",
     },
@@ -73,7 +76,10 @@ class WALSParams:
     regularization : float
         lambda (MLlib's regParam).
     reg_exponent : float
-        nu in lambda_i = lambda * n_i ** nu: 0 as TF WALS, 1 as MLlib (ALS-WR).
+        nu in lambda_i = lambda * (n_i + reg_offset) ** nu: 0 as TF WALS, 1 as MLlib (ALS-WR).
+    reg_offset : float
+        Added to each row's count n_i before the exponent (0 as TF WALS and MLlib); Rendle
+        et al.'s (2022) frequency-scaled regularization lambda (n_i + w0 m) ** nu.
     row_weights : float or str
         Row (user) weights R_i: a number (every row), ``"linear:F"`` (F / n_i),
         ``"power:E"`` (n_i ** -E) with n_i the row's number of training ratings, or
@@ -127,6 +133,7 @@ class WALSParams:
     unobserved_weight: float = 0.1
     regularization: float = 0.1
     reg_exponent: float = 0.0
+    reg_offset: float = 0.0
     row_weights: float | str = 1.0
     col_weights: float | str = 1.0
     unobserved_row_weights: str = "uniform"
@@ -164,7 +171,7 @@ class WALSParams:
             raise InputError(f"sweeps must be an integer >= 1, got {self.sweeps!r}")
         if not _is_int(self.seed) or not -(2**63) <= self.seed < 2**63:
             raise InputError(f"seed must be a 64-bit integer, got {self.seed!r}")
-        for name in ("unobserved_weight", "regularization", "reg_exponent"):
+        for name in ("unobserved_weight", "regularization", "reg_exponent", "reg_offset"):
             _check_non_negative(name, getattr(self, name))
         for name in ("row_weights", "col_weights"):
             parse_weight_scheme(name, getattr(self, name))
@@ -244,6 +251,7 @@ class WALSParams:
             unobserved_weight=float(self.unobserved_weight),
             regularization=float(self.regularization),
             reg_exponent=float(self.reg_exponent),
+            reg_offset=float(self.reg_offset),
             row_weight=float(row_value) if row_kind == "scalar" else 1.0,
             col_weight=float(col_value) if col_kind == "scalar" else 1.0,
             row_unobserved_exponent=self.unobserved_exponents[0],

@@ -9,13 +9,16 @@ Observed entries S with targets a_ij, rows i (n of them) and columns j (m of the
 
     w0_ij    = w0 * s_i * t_j               (w0: unobserved weight; s, t: popularity scales)
     W_ij     = w0_ij + R_i * C_j * c_ij     (R, C: row/column weights; c: entry confidence)
-    lambda_i = lambda * n_i ** nu           (n_i: number of observed entries of row i)
+    lambda_i = lambda * (n_i + o) ** nu     (n_i: number of observed entries of row i)
     s_i      = n_i ** e_row / mean_i'(n_i' ** e_row),   t_j likewise with m_j and e_col
 
 s and t are 1 unless the unobserved weights follow popularity (eALS, He et al. 2016: an
 item rated often is more surely a negative when unrated); normalized so that the mean
-unobserved weight stays w0. With V fixed and G_t = sum_j t_j v_j v_j^T over *all* m
-columns (the plain Gramian V^T V when t = 1), the row update is the normal equation::
+unobserved weight stays w0. The offset o (0 by default) lets lambda_i follow a row's total
+weight rather than its count alone (Rendle et al. 2022: lambda (n_i + w0 m) ** nu).
+
+With V fixed and G_t = sum_j t_j v_j v_j^T over *all* m columns (the plain Gramian V^T V
+when t = 1), the row update is the normal equation::
 
     (w0 s_i G_t + lambda_i I + sum_{j in S_i} R_i C_j c_ij v_j v_j^T) u_i
         = sum_{j in S_i} W_ij a_ij v_j
@@ -80,7 +83,12 @@ class ObjectiveWeights:
     regularization : float
         lambda.
     reg_exponent : float
-        nu in lambda_i = lambda * n_i ** nu (0: constant, as TF WALS; 1: ALS-WR, as MLlib).
+        nu in lambda_i = lambda * (n_i + o) ** nu (0: constant, as TF WALS; 1: ALS-WR, as
+        MLlib).
+    reg_offset : float
+        o, added to every observed row's count before the exponent (0: lambda n_i ** nu).
+        Rendle et al. (RecSys 2022) scale lambda by a row's total weight, n_i + w0 m in
+        their parameterization, which this offset expresses.
     row_weight : float
         R, the (scalar) weight of the rows being solved.
     col_weight : float
@@ -94,6 +102,7 @@ class ObjectiveWeights:
     unobserved_weight: float
     regularization: float
     reg_exponent: float = 0.0
+    reg_offset: float = 0.0
     row_weight: float = 1.0
     col_weight: float = 1.0
     row_unobserved_exponent: float = 0.0
@@ -107,6 +116,7 @@ class ObjectiveWeights:
             self.unobserved_weight,
             self.regularization,
             self.reg_exponent,
+            self.reg_offset,
             self.col_weight,
             self.row_weight,
             self.col_unobserved_exponent,
@@ -229,8 +239,8 @@ def observed_weights(
 
 
 def row_regularization(counts: np.ndarray, weights: ObjectiveWeights) -> np.ndarray:
-    """lambda_i = lambda * n_i ** nu per row (float64); 0 for rows without observations."""
-    counts64 = counts.astype(np.float64)
+    """lambda_i = lambda * (n_i + o) ** nu per row (float64); 0 for rows without observations."""
+    counts64 = counts.astype(np.float64) + weights.reg_offset
     if weights.reg_exponent == 0.0:
         reg = np.full(len(counts), weights.regularization, dtype=np.float64)
     else:

@@ -30,10 +30,10 @@ class WALS(Estimator[WALSModel], WALSParamsMixin, MLWritable, MLReadable["WALS"]
         sum_observed W_ij (a_ij - u_i.v_j)^2 + w0 sum_all (u_i.v_j)^2
         + sum_i lambda_i |u_i|^2 + sum_j lambda_j |v_j|^2
 
-    with W_ij = w0 + R_i C_j c_ij, lambda_i = regParam * n_i ** regExponent. The default
-    preset is MLlib ALS's objective, so code written for ``pyspark.ml.recommendation.ALS``
-    runs with ``WALS`` in its place; see :class:`~walsspark.ml.params.WALSParamsMixin` for
-    every Param.
+    with W_ij = w0 + R_i C_j c_ij, lambda_i = regParam * (n_i + regOffset) ** regExponent.
+    The default preset is MLlib ALS's objective, so code written for
+    ``pyspark.ml.recommendation.ALS`` runs with ``WALS`` in its place; see
+    :class:`~walsspark.ml.params.WALSParamsMixin` for every Param.
 
     Examples
     --------

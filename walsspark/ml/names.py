@@ -23,6 +23,7 @@ TO_WALS_PARAMS: dict[str, str] = {
     "maxIter": "sweeps",
     "regParam": "regularization",
     "regExponent": "reg_exponent",
+    "regOffset": "reg_offset",
     "unobservedWeight": "unobserved_weight",
     "rowWeights": "row_weights",
     "colWeights": "col_weights",

@@ -3,7 +3,7 @@
 Names and defaults are Spark MLlib ALS's wherever the concept is the same (``rank``,
 ``maxIter``, ``regParam``, ``alpha``, ``implicitPrefs``, the column names,
 ``coldStartStrategy``...); the WALS objective adds ``unobservedWeight``, ``regExponent``,
-``rowWeights``, ``colWeights``, ``unobservedRowWeights``, ``unobservedColWeights``,
+``regOffset``, ``rowWeights``, ``colWeights``, ``unobservedRowWeights``, ``unobservedColWeights``,
 ``confidence``, ``epsilon``, ``weightCol``, ``solver``,
 ``cgSteps``, ``tol``, ``duplicates`` and ``preset``. :func:`wals_params` turns them into the
 :class:`walsspark.params.WALSParams` that the command line builds from its options, so both
@@ -177,8 +177,14 @@ class WALSParamsMixin(
     )
     regExponent: Param[float] = _param(
         "regExponent",
-        "nu in lambda_i = regParam * n_i ** nu (n_i: ratings of row i); 0 as TF WALS, 1 as "
-        "MLlib; unset: from preset",
+        "nu in lambda_i = regParam * (n_i + regOffset) ** nu (n_i: ratings of row i); 0 as "
+        "TF WALS, 1 as MLlib; unset: from preset",
+        TypeConverters.toFloat,
+    )
+    regOffset: Param[float] = _param(
+        "regOffset",
+        "added to each row's count n_i in lambda_i (Rendle et al. 2022: lambda (n_i + w0 m) "
+        "** nu); 0 as TF WALS and MLlib; unset: from preset",
         TypeConverters.toFloat,
     )
     rowWeights: Param[float | str] = _param(
