@@ -246,8 +246,8 @@ def run_walsspark_tune(train, args, trials: int, workdir: Path) -> dict:
         raise RuntimeError(f"walsspark tune failed: {completed.stderr[-2000:]}")
     best = tomllib.loads((output / "best.toml").read_text())
     searched = (
-        "regularization", "reg_exponent", "alpha", "unobserved_weight", "confidence",
-        "unobserved_row_weights", "unobserved_col_weights", "epsilon",
+        "regularization", "reg_exponent", "reg_offset", "alpha", "unobserved_weight",
+        "confidence", "unobserved_row_weights", "unobserved_col_weights", "epsilon",
     )  # fmt: skip
     return {
         "settings": {k: v for k, v in best.items() if k in searched},

@@ -113,7 +113,7 @@ def test_plans_fix_the_given_options_and_search_the_rest(tmp_path):
     implicit = plan("--implicit", "--trials", "7", "--seed", "3")
     assert implicit.search == "random" and len(implicit.candidates) == 7
     assert set(implicit.space) == {
-        "regularization", "reg_exponent", "unobserved_col_weights", "alpha",
+        "regularization", "reg_exponent", "reg_offset", "unobserved_col_weights", "alpha",
     }  # fmt: skip
     assert implicit.base.unobserved_weight == 1.0  # fixed: only alpha / w0 matters
     assert implicit.stages == [(7, 10)]
@@ -125,6 +125,10 @@ def test_plans_fix_the_given_options_and_search_the_rest(tmp_path):
     assert {c.get("regularization") for c in explicit.candidates} == {None}
     assert explicit.base.regularization == 0.05
     assert explicit.stages == [(20, 1), (6, 3), (2, 9)]
+
+    # What the given options leave of the default space may be lists only: a grid of them.
+    lists = plan("--implicit", "--regularization", "0.1", "--alpha", "3")
+    assert lists.search == "grid" and len(lists.candidates) == 2 * 4 * 2
 
     # A preset fixes its settings: mllib-implicit leaves MLlib's own grid, lambda x alpha.
     mllib = plan("--preset", "mllib-implicit")
@@ -184,6 +188,8 @@ def test_plans_fix_the_given_options_and_search_the_rest(tmp_path):
                 "--regularization",
                 "1",
                 "--reg-exponent",
+                "0",
+                "--reg-offset",
                 "0",
                 "--unobserved-col-weights",
                 "uniform",

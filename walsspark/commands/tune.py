@@ -56,7 +56,7 @@ OUTPUT_FILES = ("trials.parquet", "trials.csv", "best.toml")
 BEST_KEYS = (
     "input format user_col item_col rating_col timestamp_col id_type header duplicates "
     "implicit_prefs rank sweeps seed num_user_blocks num_item_blocks regularization "
-    "reg_exponent unobserved_weight row_weights col_weights unobserved_row_weights "
+    "reg_exponent reg_offset unobserved_weight row_weights col_weights unobserved_row_weights "
     "unobserved_col_weights alpha confidence epsilon weight_col solver cg_steps tol".split()
 )
 
@@ -141,7 +141,7 @@ def plan_search(options: dict[str, Any], given: set[str]) -> TunePlan:
         "random" if any(dim.is_range for dim in grid.values()) else "grid"
     )
     if search == "grid":
-        if not options["grid"]:
+        if not options["grid"] and any(dim.is_range for dim in grid.values()):
             raise InputError("--search grid needs --grid FILE.toml (the default space has ranges)")
         if "trials" in given:
             raise InputError("--trials is for --search random or halving (a grid tries all)")
