@@ -72,7 +72,7 @@ def fold_in(
     source : str
         How to name the ratings in messages (a path, "the DataFrame").
     fixed_blocks : DataFrame, optional
-        The model's factor blocks of the fixed side (:func:`walsspark.train.factor_blocks`):
+        The model's factor blocks of the fixed side (:func:`walsspark.block_tables.factor_blocks`):
         their CSRs give the fixed ids' training frequencies, which models with
         popularity-scaled unobserved weights need.
 

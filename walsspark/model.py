@@ -7,7 +7,7 @@ Layout of a model directory, the same on every file system (a directory Spark wr
                      per-sweep loss history and the holdout evaluation
     user_factors/    Parquet: id (original user id), features (array<float>, k factors)
     item_factors/    Parquet: id (original item id), features (array<float>)
-    user_blocks/     Parquet, one row per training block (walsspark.train.factor_blocks):
+    user_blocks/     Parquet, one row per training block (walsspark.block_tables.factor_blocks):
     item_blocks/     its ids, factors and training pairs; ``recommend`` scores these as
                      they are, excluding exactly the pairs trained on, with no shuffle.
                      Written when ``metadata["factor_blocks"]`` is true.
@@ -257,7 +257,7 @@ def save_model(
         Replace an existing model (or Spark output) there.
     factor_blocks : dict, optional
         ``{"users": DataFrame, "items": DataFrame}``: the factor blocks of training
-        (:func:`walsspark.train.factor_blocks`), saved as ``user_blocks/`` and
+        (:func:`walsspark.block_tables.factor_blocks`), saved as ``user_blocks/`` and
         ``item_blocks/``.
     storage : Storage, optional
         How to reach ``path``; default: as the session resolves paths.

@@ -406,7 +406,7 @@ def recommend_from_blocks(
     whose columns index ``needed_ids``. The query blocks are therefore ready to score as
     they are, exclusion list included: unlike :func:`recommend`, nothing is shuffled by
     query and no seen pair moves. They are scored in the partitions they come in, so their
-    partitioning is the parallelism: :func:`walsspark.train.factor_blocks` gives one block
+    partitioning is the parallelism: :func:`walsspark.block_tables.factor_blocks` gives one block
     per partition, and the model's ``*_blocks/`` hold one file per block, which Spark's
     file splitting spreads over the cores (measured: a repartition by block cost 0.1 s of
     the 0.4 s job on ML-1M).

@@ -18,18 +18,13 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from walsspark.blocks import SideLayout, lay_out, pkey_column, warm_pairs
+from walsspark.block_tables import factor_blocks, factor_rows
+from walsspark.blocks import SideLayout, lay_out, warm_pairs
 from walsspark.cluster import conf_value, default_parallelism
 from walsspark.errors import first_line
-from walsspark.factors import (
-    binary_views,
-)
 from walsspark.half_sweep import (
-    BLOCK_ROW,
     SOLVED_SCHEMA,
     collect_sweep,
     gramians_on_routes,
@@ -407,68 +402,4 @@ def _warn_without_checkpoints(spark: SparkSession, checkpointed: bool) -> None:
         "no checkpoint directory: an executor lost during training makes it start again "
         "from sweep 1; pass --checkpoint-dir (or set spark.checkpoint.dir) on a file "
         "system all executors and the driver share"
-    )
-
-
-def _rows_fn(rank: int, id_type: pa.DataType):
-    """Cogroup function: explode one factor block into per-id rows."""
-
-    def explode(ids: pa.Table, blocks: pa.Table) -> pa.Table:
-        if ids.num_rows == 0 or blocks.num_rows == 0:
-            return pa.table(
-                {"id": pa.array([], id_type), "features": pa.array([], pa.list_(pa.float32()))}
-            )
-        factors = binary_views(blocks.column("factors"), "<f4")[0].reshape(-1, rank)
-        block_ids = ids.column("ids").combine_chunks().flatten()
-        features = pa.FixedSizeListArray.from_arrays(
-            pa.array(factors.ravel(), pa.float32()), rank
-        ).cast(pa.list_(pa.float32()))
-        return pa.table({"id": block_ids, "features": features})
-
-    return explode
-
-
-def factor_rows(side: SideLayout, solved: DataFrame, rank: int) -> DataFrame:
-    """Per-id factor rows (``id``, ``features`` array<float>) of a side's solved blocks."""
-    id_type = side.rating_blocks.schema["ids"].dataType.elementType
-    arrow_type = pa.string() if id_type.simpleString() == "string" else pa.int64()
-    return (
-        side.rating_blocks.select("block", "ids")
-        .groupBy("block")
-        .cogroup(
-            solved.filter(F.col("kind") == BLOCK_ROW).select("block", "factors").groupBy("block")
-        )
-        .applyInArrow(_rows_fn(rank, arrow_type), f"id {side.id_type}, features array<float>")
-    )
-
-
-# The columns of a factor block: a block's ids (sorted), its factors (float32 bytes, one row
-# per id) and the CSR of its training pairs, whose columns index ``needed_ids`` (ids of the
-# other side). walsspark.recommend scores them as they are; the model saves them.
-FACTOR_BLOCK_COLUMNS = ("block", "ids", "factors", "indptr", "cols", "needed_ids")
-
-
-def factor_blocks(side: SideLayout, solved: DataFrame) -> DataFrame:
-    """A side's solved factors with its training pairs, one row per block.
-
-    Parameters
-    ----------
-    side : SideLayout
-        The side's rating blocks (ids, CSR, needed ids).
-    solved : DataFrame
-        The side's last half-sweep output.
-
-    Returns
-    -------
-    DataFrame
-        Columns :data:`FACTOR_BLOCK_COLUMNS`.
-    """
-    factors = solved.filter(F.col("kind") == BLOCK_ROW).select("block", "factors")
-    # One block per partition (the partition keys of the layout): the blocks are scored,
-    # and saved one file each, in the partitions they are in.
-    return (
-        side.rating_blocks.select("block", "ids", "indptr", "cols", "needed_ids")
-        .join(factors, "block")
-        .select(*FACTOR_BLOCK_COLUMNS)
-        .repartition(side.num_blocks, pkey_column(side.pkeys, "block"))
     )

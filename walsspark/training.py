@@ -42,7 +42,7 @@ class TrainedModel:
         The fit's factor blocks, layouts and history.
     factor_blocks : dict
         ``{"users": DataFrame, "items": DataFrame}``: factors with the training pairs, one
-        row per block (:data:`walsspark.train.FACTOR_BLOCK_COLUMNS`), cached. They are what a
+        row per block (:data:`walsspark.block_tables.FACTOR_BLOCK_COLUMNS`), cached. They are what a
         model saves next to its factor tables, and what recommendations are scored from
         with the training pairs excluded.
     metadata : dict

@@ -62,7 +62,7 @@ class WALSModel(Model, WALSModelParams, MLWritable, MLReadable["WALSModel"]):
         ``id``, ``features`` (array<float>).
     factor_blocks : dict, optional
         ``{"users": DataFrame, "items": DataFrame}``: factor blocks with the training
-        pairs (:data:`walsspark.train.FACTOR_BLOCK_COLUMNS`); without them ``excludeSeen``
+        pairs (:data:`walsspark.block_tables.FACTOR_BLOCK_COLUMNS`); without them ``excludeSeen``
         is not available.
     """
 
