@@ -75,11 +75,11 @@ def default_space(implicit: bool, weight_col: bool) -> dict[str, Dimension]:
     lambda (n_i + o) ** nu in {0, 30, 100, 300}, alpha log-uniform 0.3..30, the items'
     popularity exponent of the unobserved weights in {uniform, 0.1}, with w0 fixed at 1
     (MLlib's): scaling w0, alpha and lambda together leaves the solution unchanged, so only
-    alpha / w0 and lambda / w0 matter. The offset (Rendle et al. 2022) gained 0.4% (ML-1M)
-    to 1.6% (ML-100K) validation NDCG@10 over the best offset-free setting in a numpy
-    search of the same objective; the measured searches' winners had uniform unobserved
-    weights, so the exponent keeps one small value. The confidence form is the input's (a
-    grid file may vary it). These ranges come from measured searches
+    alpha / w0 and lambda / w0 matter. The offset (Rendle et al. 2022) gained 0.7% (ML-1M)
+    and 7.0% (ML-100K) validation NDCG@10 over MLlib's tuned form
+    (``benchmarks/bench_objective_forms.py``); the measured searches' winners had uniform
+    unobserved weights, so the exponent keeps one small value. The confidence form is the
+    input's (a grid file may vary it). These ranges come from measured searches
     (README, "Implicit-feedback quality"): on the MovieLens positives at rank 64 a first,
     wider default space (lambda 1e-3..10, nu in {0, 0.5, 1}, alpha 0.1..50, exponents up to
     0.75, both forms) spent 20 random trials mostly where every trial scored badly (nu = 0,
