@@ -109,6 +109,15 @@ def plan(*args: str):
     return resolve_tune_options(build_parser().parse_args(argv))
 
 
+def test_help_shows_each_default_space_as_it_is(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "unobserved_col_weights {uniform, power:0.1} (implicit), {uniform, power:0.25, " in text
+    assert "reg_offset {0, 30, 100, 300} (implicit);" in text
+    assert "unobserved_weight {0, 0.001, 0.01, 0.1, 1} (explicit);" in text
+
+
 def test_plans_fix_the_given_options_and_search_the_rest(tmp_path):
     implicit = plan("--implicit", "--trials", "7", "--seed", "3")
     assert implicit.search == "random" and len(implicit.candidates) == 7

@@ -306,12 +306,16 @@ def _tune_parser(subparsers) -> argparse.ArgumentParser:
     from walsspark.tuning import default_space
 
     implicit, explicit = default_space(True, False), default_space(False, False)
-    shown = {**explicit, **implicit}
-    space = "; ".join(
-        f"{name} {dim.describe()}"
-        + (" (implicit)" if name not in explicit else " (explicit)" if name not in implicit else "")
-        for name, dim in shown.items()
-    )
+
+    def described(name: str) -> str:
+        forms = {"implicit": implicit.get(name), "explicit": explicit.get(name)}
+        if forms["implicit"] == forms["explicit"]:
+            return f"{name} {forms['implicit'].describe()}"
+        return f"{name} " + ", ".join(
+            f"{dim.describe()} ({kind})" for kind, dim in forms.items() if dim is not None
+        )
+
+    space = "; ".join(described(name) for name in {**explicit, **implicit})
     parser = subparsers.add_parser(
         "tune",
         help="search hyperparameters on a validation split, in one Spark session",
