@@ -109,7 +109,7 @@ def fit(pairs, shape, rank, sweeps, alpha, lam, nu, offset, seed):
     """User and item factors of the implicit objective: W = 1 + alpha on positives, 1 off."""
     rows, cols = pairs
     by_user, by_item = csr(rows, cols, shape[0]), csr(cols, rows, shape[1])
-    weights = ObjectiveWeights(1.0, lam, nu, offset, row_weight=alpha)
+    weights = ObjectiveWeights(1.0, lam, nu, row_weight=alpha, reg_offset=offset)
     items = np.random.default_rng(seed).normal(0, 1 / np.sqrt(rank), (shape[1], rank))
     items = items.astype(np.float32)
     for _ in range(sweeps):

@@ -85,10 +85,6 @@ class ObjectiveWeights:
     reg_exponent : float
         nu in lambda_i = lambda * (n_i + o) ** nu (0: constant, as TF WALS; 1: ALS-WR, as
         MLlib).
-    reg_offset : float
-        o, added to every observed row's count before the exponent (0: lambda n_i ** nu).
-        Rendle et al. (RecSys 2022) scale lambda by a row's total weight, n_i + w0 m in
-        their parameterization, which this offset expresses.
     row_weight : float
         R, the (scalar) weight of the rows being solved.
     col_weight : float
@@ -97,18 +93,23 @@ class ObjectiveWeights:
         e_row, e_col of the popularity scales s_i and t_j (0: every scale is 1).
     row_unobserved_norm, col_unobserved_norm : float
         mean(n ** e) over the ids of each side: divides n ** e so that the scales average 1.
+    reg_offset : float
+        o, added to every observed row's count before the exponent (0: lambda n_i ** nu).
+        Rendle et al. (RecSys 2022) scale lambda by a row's total weight, n_i + w0 m in
+        their parameterization, which this offset expresses.
     """
 
     unobserved_weight: float
     regularization: float
     reg_exponent: float = 0.0
-    reg_offset: float = 0.0
     row_weight: float = 1.0
     col_weight: float = 1.0
     row_unobserved_exponent: float = 0.0
     col_unobserved_exponent: float = 0.0
     row_unobserved_norm: float = 1.0
     col_unobserved_norm: float = 1.0
+    # Last, so that the positional order of the fields above stays as it was.
+    reg_offset: float = 0.0
 
     def swapped(self) -> ObjectiveWeights:
         """The same objective seen from the other side (row and column weights swap)."""
@@ -116,13 +117,13 @@ class ObjectiveWeights:
             self.unobserved_weight,
             self.regularization,
             self.reg_exponent,
-            self.reg_offset,
             self.col_weight,
             self.row_weight,
             self.col_unobserved_exponent,
             self.row_unobserved_exponent,
             self.col_unobserved_norm,
             self.row_unobserved_norm,
+            self.reg_offset,
         )
 
     @property
