@@ -39,7 +39,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from walsspark.ranking import per_user_metrics  # noqa: E402
 from walsspark.solver import CsrBlock, ObjectiveWeights, gramian, solve_block  # noqa: E402
+from walsspark.topk import top_k  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,28 +122,17 @@ def fit(pairs, shape, rank, sweeps, alpha, lam, nu, offset, seed):
 
 
 def ndcg_at(users, items, train, held, k=10) -> float:
-    """Mean NDCG@k over the users with held-out positives, their training items excluded."""
-    discount = 1 / np.log2(np.arange(2, k + 2))
-    train_rows, train_cols = train
+    """Mean NDCG@k over the users with held-out positives, their training items excluded
+    (:func:`walsspark.topk.top_k`, :func:`walsspark.ranking.per_user_metrics`)."""
+    exclude = csr(*train, users.shape[0])
+    top, _, _ = top_k(users, items, k, exclude.indptr, exclude.cols)
     held_rows, held_cols = held
-    total, count = 0.0, 0
-    for first in range(0, users.shape[0], 1024):
-        last = min(first + 1024, users.shape[0])
-        scores = users[first:last] @ items.T
-        mask = (train_rows >= first) & (train_rows < last)
-        scores[train_rows[mask] - first, train_cols[mask]] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
-        relevant = np.zeros_like(scores, dtype=bool)
-        mask = (held_rows >= first) & (held_rows < last)
-        relevant[held_rows[mask] - first, held_cols[mask]] = True
-        n_relevant = relevant.sum(1)
-        hits = np.take_along_axis(relevant, top, 1)
-        ideal = np.array([discount[: min(n, k)].sum() for n in n_relevant])
-        scored = n_relevant > 0
-        total += float(np.sum((hits @ discount)[scored] / ideal[scored]))
-        count += int(scored.sum())
-    return total / count
+    num_items = items.shape[0]
+    owners = np.arange(users.shape[0], dtype=np.int64)[:, None]
+    hits = (top >= 0) & np.isin(owners * num_items + top, held_rows * num_items + held_cols)
+    num_relevant = np.bincount(held_rows, minlength=users.shape[0])
+    scored = num_relevant > 0
+    return float(per_user_metrics(hits[scored], num_relevant[scored], k)["ndcg"].mean())
 
 
 def described(setting: dict) -> str:
