@@ -348,9 +348,9 @@ def write_output(spark, storage, path, overwrite, columns, rows, toml_text) -> N
     types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
     schema = pa.schema([(name, types[kind]) for name, kind in columns])
     table = pa.Table.from_pylist(rows, schema=schema)
-    check_output(storage, path, overwrite)
     local = storage.local(path)
     if local is None:
+        # Storage.write_output checks the output itself (check_output's only check there).
         frame = spark.createDataFrame(table).coalesce(1)
         storage.write_output(
             path,
@@ -365,6 +365,7 @@ def write_output(spark, storage, path, overwrite, columns, rows, toml_text) -> N
             ],
         )
         return
+    check_output(storage, path, overwrite)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow([name for name, _ in columns])
