@@ -4,13 +4,13 @@ A new user's factors solve the training row update against the trained item fact
 
     (w0 G + lambda_i I + sum_{j in S_i} (W_ij - w0) v_j v_j^T) u_i = sum_{j in S_i} W_ij a_ij v_j
 
-with G = V^T V over all trained items, the model's w0, weights and lambda_i = lambda n_i^nu,
-i.e. exactly :func:`walsspark.solver.solve_block`. With popularity-scaled unobserved
-weights, the fixed side's factors carry their training frequency (``count``), and so do
-the new ratings (``other_count``): G becomes sum_j t_j v_j v_j^T and the new
-row's own scale follows from its number of ratings, as in training. ``--for items``
-projects new items against the trained user factors the same way (row and column weights
-swapped).
+with G = V^T V over all trained items, the model's w0, weights and lambda_i =
+lambda (n_i + O)^nu, i.e. exactly :func:`walsspark.solver.solve_block`. With
+popularity-scaled unobserved weights, the fixed side's factors carry their training
+frequency (``count``), and so do the new ratings (``other_count``): G becomes
+sum_j t_j v_j v_j^T and the new row's own scale follows from its number of ratings, as
+in training. ``--for items`` projects new items against the trained user factors the same
+way (row and column weights swapped).
 
 How it runs (the block-pair path of ``recommend`` and of training): the fixed side's factors
 are packed into blocks of at most ``max_fixed_bytes`` (one block when they fit), and the new
